@@ -1,0 +1,179 @@
+/* layers.h - the layer library: every op a _forward and a _backward.
+ *
+ * Conventions (the contract every layer keeps):
+ *  - float32, row-major, PyTorch's layouts: linear weight [out, in]; images
+ *    and feature maps NCHW; token sequences [B, L, C] (Swin's layout).
+ *  - _forward overwrites its outputs.
+ *  - _backward ADDS into every gradient it is given (dinp, dweight, dbias),
+ *    as llm.c does, so residual branches and weights used twice need no
+ *    extra buffers. Callers zero gradient buffers before a backward pass.
+ *  - Any gradient pointer may be NULL: that gradient is not computed. A NULL
+ *    dweight/dbias is how a frozen weight is handled (data gradient only).
+ *  - Buffers "saved" by a forward (statistics, probabilities) are owned by
+ *    the caller and passed back to the backward.
+ *  - Errors: a NULL required buffer or dimensions that do not fit return
+ *    MT_ERR_ARG / MT_ERR_SHAPE with a message naming the op and the shapes
+ *    in mt_ctx_error(ctx). Nothing is asserted.
+ */
+#ifndef MTLORA_LAYERS_H
+#define MTLORA_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "mtlora/context.h"
+#include "mtlora/status.h"
+
+/* ---- linear: out[rows, out_dim] = inp[rows, in_dim] W^T + b ------------- */
+mt_status linear_forward(mt_ctx *ctx, float *out, const float *inp,
+                         const float *weight, const float *bias,
+                         int rows, int in_dim, int out_dim);
+mt_status linear_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                          const float *dout, const float *inp, const float *weight,
+                          int rows, int in_dim, int out_dim);
+
+/* ---- layer norm over the last axis, eps 1e-5 ----------------------------
+ * mean/var ([rows]) are saved for the backward; pass NULL for both in
+ * inference (no statistics kept). */
+#define MT_LN_EPS 1e-5f
+mt_status layernorm_forward(mt_ctx *ctx, float *out, float *mean, float *var,
+                            const float *inp, const float *weight, const float *bias,
+                            int rows, int channels);
+mt_status layernorm_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *mean,
+                             const float *var, const float *weight, const float *bias,
+                             int rows, int channels);
+
+/* ---- elementwise: GELU (exact erf form, nn.GELU()) and ReLU ------------- */
+mt_status gelu_forward(mt_ctx *ctx, float *out, const float *inp, size_t n);
+mt_status gelu_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n);
+mt_status relu_forward(mt_ctx *ctx, float *out, const float *inp, size_t n);
+mt_status relu_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n);
+
+/* ---- softmax over the last axis: out[rows, cols] ------------------------ */
+mt_status softmax_forward(mt_ctx *ctx, float *out, const float *inp, int rows, int cols);
+mt_status softmax_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *out,
+                           int rows, int cols);
+
+/* ---- Swin window geometry (data movement, no arithmetic) ----------------
+ * x is [B, H, W, C]; windows are [B * (H/ws) * (W/ws), ws*ws, C], ordered
+ * as Swin's window_partition orders them. */
+mt_status window_partition_forward(mt_ctx *ctx, float *windows, const float *x,
+                                   int B, int H, int W, int C, int ws);
+mt_status window_partition_backward(mt_ctx *ctx, float *dx, const float *dwindows,
+                                    int B, int H, int W, int C, int ws);
+mt_status window_reverse_forward(mt_ctx *ctx, float *x, const float *windows,
+                                 int B, int H, int W, int C, int ws);
+mt_status window_reverse_backward(mt_ctx *ctx, float *dwindows, const float *dx,
+                                  int B, int H, int W, int C, int ws);
+/* torch.roll(x, shifts=(sh, sw), dims=(1, 2)) on [B, H, W, C]. */
+mt_status roll_forward(mt_ctx *ctx, float *out, const float *x,
+                       int B, int H, int W, int C, int sh, int sw);
+mt_status roll_backward(mt_ctx *ctx, float *dx, const float *dout,
+                        int B, int H, int W, int C, int sh, int sw);
+/* Shifted-window attention mask [nW, ws*ws, ws*ws]: 0 within a region,
+ * -100 across regions, as Swin builds it for shift > 0. */
+mt_status swin_attn_mask(mt_ctx *ctx, float *mask, int H, int W, int ws, int shift);
+/* Swin's relative_position_index [ws*ws, ws*ws] into a [(2ws-1)^2] table. */
+void swin_relative_position_index(int32_t *index, int ws);
+
+/* ---- windowed multi-head self-attention core ----------------------------
+ * qkv: [nwb, N, 3C], the output of the qkv linear (q, k, v blocks, each
+ * head contiguous, as Swin's reshape(B_, N, 3, heads, C/heads)).
+ * out: [nwb, N, C], the input of the proj linear.
+ * probs: [nwb, heads, N, N], saved softmax output (needed by backward).
+ * table: [(2ws-1)^2, heads] relative position bias; mask: [nW, N, N] or NULL
+ * (window b uses mask[b % nW]); scale = head_dim^-0.5. N = ws*ws. The qkv and
+ * proj linears are separate calls so that LoRA can wrap them. */
+mt_status window_attention_forward(mt_ctx *ctx, float *out, float *probs,
+                                   const float *qkv, const float *table,
+                                   const float *mask, int nwb, int nw, int ws,
+                                   int C, int heads);
+mt_status window_attention_backward(mt_ctx *ctx, float *dqkv, float *dtable,
+                                    const float *dout, const float *qkv,
+                                    const float *probs, int nwb, int ws, int C, int heads);
+
+/* ---- 2-D convolution, no padding (patch embedding 4x4/4, 1x1 heads) -----
+ * inp NCHW [B, Cin, H, W]; weight [Cout, Cin, k, k]; bias [Cout] or NULL;
+ * out [B, Cout, Ho, Wo] (NCHW) or, with out_nhwc, [B, Ho, Wo, Cout], the
+ * token layout the patch embedding hands to Swin. */
+mt_status conv2d_forward(mt_ctx *ctx, float *out, const float *inp, const float *weight,
+                         const float *bias, int B, int Cin, int H, int W, int Cout,
+                         int k, int stride, int out_nhwc);
+mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                          const float *dout, const float *inp, const float *weight,
+                          int B, int Cin, int H, int W, int Cout, int k, int stride,
+                          int out_nhwc);
+
+/* ---- patch embedding: conv k x k stride k, then layer norm --------------
+ * img [B, Cin, H, W] -> out [B, (H/k)*(W/k), C]. Saved: conv_out (same
+ * size as out), mean/var [B*(H/k)*(W/k)]. */
+typedef struct {
+    const float *conv_w, *conv_b, *ln_w, *ln_b;
+} patch_embed_weights;
+typedef struct {
+    float *conv_w, *conv_b, *ln_w, *ln_b; /* any may be NULL */
+} patch_embed_grads;
+mt_status patch_embed_forward(mt_ctx *ctx, float *out, float *conv_out, float *mean,
+                              float *var, const float *img, patch_embed_weights w,
+                              int B, int Cin, int H, int W, int C, int patch);
+mt_status patch_embed_backward(mt_ctx *ctx, float *dimg, patch_embed_grads g,
+                               const float *dout, const float *img, const float *conv_out,
+                               const float *mean, const float *var, patch_embed_weights w,
+                               int B, int Cin, int H, int W, int C, int patch);
+
+/* ---- patch merging: 2x2 neighbours x0,x1,x2,x3 -> LN(4C) -> linear 4C->2C
+ * x [B, H, W, C] -> out [B, (H/2)*(W/2), 2C]. The gather alone is exposed
+ * too, because MTLoRA applies the same merging to several task tensors and
+ * MTLoRA+ wraps the reduction in LoRA. Saved: gathered and normed
+ * ([B*(H/2)*(W/2), 4C]) and mean/var. */
+mt_status patch_merge_gather_forward(mt_ctx *ctx, float *out, const float *x,
+                                     int B, int H, int W, int C);
+mt_status patch_merge_gather_backward(mt_ctx *ctx, float *dx, const float *dout,
+                                      int B, int H, int W, int C);
+mt_status patch_merging_forward(mt_ctx *ctx, float *out, float *gathered, float *normed,
+                                float *mean, float *var, const float *x,
+                                const float *ln_w, const float *ln_b, const float *red_w,
+                                int B, int H, int W, int C);
+mt_status patch_merging_backward(mt_ctx *ctx, float *dx, float *dln_w, float *dln_b,
+                                 float *dred_w, const float *dout, const float *gathered,
+                                 const float *normed, const float *mean, const float *var,
+                                 const float *ln_w, const float *ln_b, const float *red_w,
+                                 int B, int H, int W, int C);
+
+/* ---- batch norm 2d on NCHW, eps 1e-5 ------------------------------------
+ * training != 0: normalises with batch statistics, saves them in
+ * save_mean/save_var ([C], biased variance) and updates running_mean/var
+ * with `momentum` (PyTorch's 0.1) using the unbiased variance.
+ * training == 0: normalises with running statistics (save_* unused). */
+#define MT_BN_EPS 1e-5f
+mt_status batchnorm_forward(mt_ctx *ctx, float *out, float *save_mean, float *save_var,
+                            float *running_mean, float *running_var, const float *inp,
+                            const float *weight, const float *bias, int B, int C, int HW,
+                            int training, float momentum);
+mt_status batchnorm_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *save_mean,
+                             const float *save_var, const float *weight, const float *bias,
+                             int B, int C, int HW);
+
+/* ---- bilinear resize, align_corners=False (F.interpolate) --------------- */
+mt_status resize_bilinear_forward(mt_ctx *ctx, float *out, const float *inp, int B, int C,
+                                  int Hi, int Wi, int Ho, int Wo);
+mt_status resize_bilinear_backward(mt_ctx *ctx, float *dinp, const float *dout, int B, int C,
+                                   int Hi, int Wi, int Ho, int Wo);
+
+/* ---- dropout and drop path (stochastic depth) ---------------------------
+ * The keep decision of element i is a pure function of (seed, offset + i)
+ * (see rng.h), so the backward regenerates the mask instead of storing it
+ * and a run is identical for any thread count. p is the drop probability;
+ * kept values are scaled by 1/(1-p). drop_path drops whole samples:
+ * inp [B, per_sample], sample b decided by (seed, offset + b). */
+mt_status dropout_forward(mt_ctx *ctx, float *out, const float *inp, size_t n, float p,
+                          uint64_t seed, uint64_t offset);
+mt_status dropout_backward(mt_ctx *ctx, float *dinp, const float *dout, size_t n, float p,
+                           uint64_t seed, uint64_t offset);
+mt_status drop_path_forward(mt_ctx *ctx, float *out, const float *inp, int B,
+                            size_t per_sample, float p, uint64_t seed, uint64_t offset);
+mt_status drop_path_backward(mt_ctx *ctx, float *dinp, const float *dout, int B,
+                             size_t per_sample, float p, uint64_t seed, uint64_t offset);
+
+#endif

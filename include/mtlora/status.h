@@ -1,0 +1,23 @@
+/* status.h - error codes shared by every mtlora function.
+ *
+ * Every fallible function returns an mt_status. MT_OK is zero so that
+ * `if (st) return st;` reads naturally. The human-readable message for the
+ * last failure lives in the mt_ctx that was passed in (mt_ctx_error()), so
+ * there is no hidden global error state. */
+#ifndef MTLORA_STATUS_H
+#define MTLORA_STATUS_H
+
+typedef enum {
+    MT_OK = 0,
+    MT_ERR_ARG = 1,    /* null pointer or out-of-range scalar argument */
+    MT_ERR_SHAPE = 2,  /* dimensions that do not fit together */
+    MT_ERR_NOMEM = 3,  /* allocation failed */
+    MT_ERR_DNNL = 4,   /* oneDNN refused or failed an operation */
+    MT_ERR_IO = 5,     /* file could not be read or written */
+    MT_ERR_FORMAT = 6  /* file content is malformed */
+} mt_status;
+
+/* Short constant name of a status code ("MT_ERR_SHAPE"). */
+const char *mt_status_name(mt_status st);
+
+#endif

@@ -1,0 +1,56 @@
+/* adamw.c - torch.optim.AdamW, single-tensor form of PyTorch 1.13:
+ *   p *= 1 - lr * wd
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Scalars are computed in double, as Python does, then used in float. */
+#include <math.h>
+#include "ctx_internal.h"
+#include "mtlora/adamw.h"
+
+adamw_config adamw_defaults(float lr) {
+    adamw_config c = {lr, 0.9f, 0.999f, 1e-8f};
+    return c;
+}
+
+mt_status adamw_step(mt_ctx *ctx, float *params, const float *grads, float *m, float *v,
+                     size_t n, const adamw_group *groups, int ngroups, adamw_config cfg,
+                     long step) {
+    const char *what = "adamw_step";
+    MT_NEED_PTR(ctx, what, params);
+    MT_NEED_PTR(ctx, what, grads);
+    MT_NEED_PTR(ctx, what, m);
+    MT_NEED_PTR(ctx, what, v);
+    MT_NEED_PTR(ctx, what, groups);
+    if (step < 1) return mt_fail(ctx, MT_ERR_ARG, "%s: step %ld must be >= 1", what, step);
+    if (!(cfg.lr >= 0.0f) || !(cfg.beta1 >= 0.0f && cfg.beta1 < 1.0f) ||
+        !(cfg.beta2 >= 0.0f && cfg.beta2 < 1.0f) || !(cfg.eps > 0.0f))
+        return mt_fail(ctx, MT_ERR_ARG, "%s: bad hyper-parameters lr=%g betas=(%g, %g) eps=%g",
+                       what, (double)cfg.lr, (double)cfg.beta1, (double)cfg.beta2,
+                       (double)cfg.eps);
+    for (int gi = 0; gi < ngroups; gi++)
+        if (groups[gi].offset > n || groups[gi].count > n - groups[gi].offset)
+            return mt_fail(ctx, MT_ERR_SHAPE, "%s: group %d [%zu, +%zu) outside buffer of %zu",
+                           what, gi, groups[gi].offset, groups[gi].count, n);
+    const double bc1 = 1.0 - pow(cfg.beta1, (double)step);
+    const double bc2 = 1.0 - pow(cfg.beta2, (double)step);
+    const float step_size = (float)(cfg.lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const float b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps;
+    const float omb1 = (float)(1.0 - cfg.beta1), omb2 = (float)(1.0 - cfg.beta2);
+    for (int gi = 0; gi < ngroups; gi++) {
+        const float decay = (float)(1.0 - (double)cfg.lr * groups[gi].weight_decay);
+        size_t a = groups[gi].offset, e = a + groups[gi].count;
+        #pragma omp parallel for schedule(static) if (e - a > 65536)
+        for (size_t i = a; i < e; i++) {
+            float g = grads[i];
+            float p = params[i] * decay;
+            float mi = m[i] * b1 + omb1 * g;
+            float vi = v[i] * b2 + omb2 * (g * g);
+            m[i] = mi;
+            v[i] = vi;
+            float denom = sqrtf(vi) / bc2_sqrt + eps;
+            params[i] = p - step_size * (mi / denom);
+        }
+    }
+    return MT_OK;
+}

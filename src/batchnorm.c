@@ -1,0 +1,109 @@
+/* batchnorm.c - BatchNorm2d on NCHW (oneDNN), with PyTorch's running
+ * statistics: running = (1 - momentum) * running + momentum * batch, the
+ * variance entering the running estimate unbiased (n / (n - 1)). */
+#include "ctx_internal.h"
+#include "mtlora/layers.h"
+
+static const unsigned BN_FLAGS = dnnl_use_scale | dnnl_use_shift;
+
+static void bn_md(dnnl_memory_desc_t *md, int B, int C, int HW) {
+    dnnl_dims_t dims = {B, C, HW, 1};
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nchw);
+}
+
+static mt_status bn_fwd_prim(mt_ctx *ctx, const char *what, int B, int C, int HW, int training,
+                             mt_prim **out) {
+    char key[MT_PRIM_KEY_LEN];
+    mt_prim_key(key, "bn_fwd:%d,%d,%d:t%d", B, C, HW, training);
+    *out = mt_prim_find(ctx, key);
+    if (*out) return MT_OK;
+    dnnl_memory_desc_t md;
+    bn_md(&md, B, C, HW);
+    dnnl_batch_normalization_desc_t d;
+    MT_DNNL(ctx, what, dnnl_batch_normalization_forward_desc_init(
+                           &d, training ? dnnl_forward_training : dnnl_forward_inference, &md,
+                           MT_BN_EPS, training ? BN_FLAGS : BN_FLAGS | dnnl_use_global_stats));
+    int ids[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN,
+                  DNNL_ARG_VARIANCE};
+    return mt_prim_build(ctx, what, key, &d, NULL, NULL, ids, 6, out);
+}
+
+mt_status batchnorm_forward(mt_ctx *ctx, float *out, float *save_mean, float *save_var,
+                            float *running_mean, float *running_var, const float *inp,
+                            const float *weight, const float *bias, int B, int C, int HW,
+                            int training, float momentum) {
+    const char *what = "batchnorm_forward";
+    MT_NEED_PTR(ctx, what, out);
+    MT_NEED_PTR(ctx, what, inp);
+    MT_NEED_PTR(ctx, what, weight);
+    MT_NEED_PTR(ctx, what, bias);
+    MT_NEED_PTR(ctx, what, running_mean);
+    MT_NEED_PTR(ctx, what, running_var);
+    MT_NEED_DIMS(ctx, what, B > 0 && C > 0 && HW > 0, "B=%d C=%d HW=%d", B, C, HW);
+    if (training) {
+        MT_NEED_PTR(ctx, what, save_mean);
+        MT_NEED_PTR(ctx, what, save_var);
+        long n = (long)B * HW;
+        if (n < 2)
+            return mt_fail(ctx, MT_ERR_SHAPE,
+                           "%s: training needs more than one value per channel (B=%d HW=%d)",
+                           what, B, HW);
+    }
+    mt_prim *p;
+    MT_CHECK(bn_fwd_prim(ctx, what, B, C, HW, training, &p));
+    void *ptrs[6] = {(void *)inp, out, (void *)weight, (void *)bias,
+                     training ? save_mean : running_mean, training ? save_var : running_var};
+    MT_CHECK(mt_prim_run(ctx, what, p, ptrs));
+    if (training) {
+        double n = (double)B * HW, unbias = n / (n - 1.0);
+        for (int c = 0; c < C; c++) {
+            running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * save_mean[c];
+            running_var[c] = (1.0f - momentum) * running_var[c] +
+                             momentum * (float)(save_var[c] * unbias);
+        }
+    }
+    return MT_OK;
+}
+
+mt_status batchnorm_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *save_mean,
+                             const float *save_var, const float *weight, const float *bias,
+                             int B, int C, int HW) {
+    const char *what = "batchnorm_backward";
+    MT_NEED_PTR(ctx, what, dout);
+    MT_NEED_PTR(ctx, what, inp);
+    MT_NEED_PTR(ctx, what, save_mean);
+    MT_NEED_PTR(ctx, what, save_var);
+    MT_NEED_PTR(ctx, what, weight);
+    MT_NEED_PTR(ctx, what, bias);
+    MT_NEED_DIMS(ctx, what, B > 0 && C > 0 && HW > 0, "B=%d C=%d HW=%d", B, C, HW);
+    if (!dinp && !dweight && !dbias) return MT_OK;
+    char key[MT_PRIM_KEY_LEN];
+    mt_prim_key(key, "bn_bwd:%d,%d,%d", B, C, HW);
+    mt_prim *p = mt_prim_find(ctx, key);
+    if (!p) {
+        mt_prim *fwd;
+        MT_CHECK(bn_fwd_prim(ctx, what, B, C, HW, 1, &fwd));
+        dnnl_memory_desc_t md;
+        bn_md(&md, B, C, HW);
+        dnnl_batch_normalization_desc_t d;
+        MT_DNNL(ctx, what, dnnl_batch_normalization_backward_desc_init(&d, dnnl_backward, &md,
+                                                                       &md, MT_BN_EPS, BN_FLAGS));
+        /* oneDNN 2.6 wants the shift bound in backward too (see layernorm.c). */
+        int ids[9] = {DNNL_ARG_SRC,      DNNL_ARG_MEAN,     DNNL_ARG_VARIANCE,
+                      DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,    DNNL_ARG_SHIFT,
+                      DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT};
+        MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, 9, &p));
+    }
+    size_t n = (size_t)B * C * HW;
+    float *dsrc = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
+    float *dss = mt_scratch(ctx, MT_SCRATCH_PRIM1, 2 * (size_t)C * sizeof(float));
+    if (!dsrc || !dss) return MT_ERR_NOMEM;
+    void *ptrs[9] = {(void *)inp, (void *)save_mean, (void *)save_var, (void *)dout,
+                     (void *)weight, (void *)bias, dsrc, dss, dss + C};
+    MT_CHECK(mt_prim_run(ctx, what, p, ptrs));
+    if (dinp) mt_add_inplace(dinp, dsrc, n);
+    if (dweight) mt_add_inplace(dweight, dss, (size_t)C);
+    if (dbias) mt_add_inplace(dbias, dss + C, (size_t)C);
+    return MT_OK;
+}

@@ -1,0 +1,64 @@
+/* dropout.c - dropout and drop path with masks regenerated from the
+ * counter-based RNG instead of stored. */
+#include "ctx_internal.h"
+#include "mtlora/layers.h"
+#include "mtlora/rng.h"
+
+static mt_status p_check(mt_ctx *ctx, const char *what, float p) {
+    if (!(p >= 0.0f && p < 1.0f))
+        return mt_fail(ctx, MT_ERR_ARG, "%s: drop probability %g not in [0, 1)", what, (double)p);
+    return MT_OK;
+}
+
+/* out (+)= inp * keep(i) / (1 - p); `per` elements share one decision. */
+static void masked_scale(float *out, const float *inp, size_t n, size_t per, float p,
+                         uint64_t seed, uint64_t offset, int accumulate) {
+    const float keep_scale = 1.0f / (1.0f - p);
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float keep = mt_rng_uniform(seed, offset + i / per) >= p ? keep_scale : 0.0f;
+        float v = inp[i] * keep;
+        if (accumulate) out[i] += v;
+        else out[i] = v;
+    }
+}
+
+mt_status dropout_forward(mt_ctx *ctx, float *out, const float *inp, size_t n, float p,
+                          uint64_t seed, uint64_t offset) {
+    const char *what = "dropout_forward";
+    MT_NEED_PTR(ctx, what, out);
+    MT_NEED_PTR(ctx, what, inp);
+    MT_CHECK(p_check(ctx, what, p));
+    masked_scale(out, inp, n, 1, p, seed, offset, 0);
+    return MT_OK;
+}
+
+mt_status dropout_backward(mt_ctx *ctx, float *dinp, const float *dout, size_t n, float p,
+                           uint64_t seed, uint64_t offset) {
+    const char *what = "dropout_backward";
+    MT_NEED_PTR(ctx, what, dout);
+    MT_CHECK(p_check(ctx, what, p));
+    if (dinp) masked_scale(dinp, dout, n, 1, p, seed, offset, 1);
+    return MT_OK;
+}
+
+mt_status drop_path_forward(mt_ctx *ctx, float *out, const float *inp, int B,
+                            size_t per_sample, float p, uint64_t seed, uint64_t offset) {
+    const char *what = "drop_path_forward";
+    MT_NEED_PTR(ctx, what, out);
+    MT_NEED_PTR(ctx, what, inp);
+    MT_CHECK(p_check(ctx, what, p));
+    MT_NEED_DIMS(ctx, what, B > 0 && per_sample > 0, "B=%d per_sample=%zu", B, per_sample);
+    masked_scale(out, inp, (size_t)B * per_sample, per_sample, p, seed, offset, 0);
+    return MT_OK;
+}
+
+mt_status drop_path_backward(mt_ctx *ctx, float *dinp, const float *dout, int B,
+                             size_t per_sample, float p, uint64_t seed, uint64_t offset) {
+    const char *what = "drop_path_backward";
+    MT_NEED_PTR(ctx, what, dout);
+    MT_CHECK(p_check(ctx, what, p));
+    MT_NEED_DIMS(ctx, what, B > 0 && per_sample > 0, "B=%d per_sample=%zu", B, per_sample);
+    if (dinp) masked_scale(dinp, dout, (size_t)B * per_sample, per_sample, p, seed, offset, 1);
+    return MT_OK;
+}
