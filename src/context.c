@@ -140,25 +140,22 @@ static mt_status table_insert(mt_ctx *ctx, mt_prim *p) {
     return MT_OK;
 }
 
-mt_status mt_prim_build(mt_ctx *ctx, const char *what, const char *key,
-                        const_dnnl_op_desc_t op_desc,
-                        const_dnnl_primitive_attr_t attr,
-                        const_dnnl_primitive_desc_t hint,
-                        const int *arg_ids, int nargs, mt_prim **out) {
-    if (nargs > MT_PRIM_MAX_ARGS)
+/* Takes ownership of `pd` (destroyed on every path). */
+static mt_status prim_build_from_pd(mt_ctx *ctx, const char *what, const char *key,
+                                    dnnl_primitive_desc_t pd, const int *arg_ids, int nargs,
+                                    mt_prim **out) {
+    if (nargs > MT_PRIM_MAX_ARGS) {
+        dnnl_primitive_desc_destroy(pd);
         return mt_fail(ctx, MT_ERR_ARG, "%s: too many primitive arguments", what);
+    }
     mt_prim *p = calloc(1, sizeof *p);
-    if (!p) return mt_fail(ctx, MT_ERR_NOMEM, "%s: out of memory", what);
+    if (!p) {
+        dnnl_primitive_desc_destroy(pd);
+        return mt_fail(ctx, MT_ERR_NOMEM, "%s: out of memory", what);
+    }
     snprintf(p->key, sizeof p->key, "%s", key);
     p->hash = fnv1a(p->key);
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t s = dnnl_primitive_desc_create(&pd, op_desc, attr, ctx->engine, hint);
-    if (s != dnnl_success) {
-        free(p);
-        return mt_fail(ctx, MT_ERR_DNNL,
-                       "%s: oneDNN has no implementation for [%s] (status %d)", what, key, (int)s);
-    }
-    s = dnnl_primitive_create(&p->prim, pd);
+    dnnl_status_t s = dnnl_primitive_create(&p->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (s != dnnl_success) {
         free(p);
@@ -183,6 +180,54 @@ mt_status mt_prim_build(mt_ctx *ctx, const char *what, const char *key,
     ctx->created++;
     *out = p;
     return MT_OK;
+}
+
+mt_status mt_prim_build(mt_ctx *ctx, const char *what, const char *key,
+                        const_dnnl_op_desc_t op_desc,
+                        const_dnnl_primitive_attr_t attr,
+                        const_dnnl_primitive_desc_t hint,
+                        const int *arg_ids, int nargs, mt_prim **out) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s = dnnl_primitive_desc_create(&pd, op_desc, attr, ctx->engine, hint);
+    if (s != dnnl_success)
+        return mt_fail(ctx, MT_ERR_DNNL,
+                       "%s: oneDNN has no implementation for [%s] (status %d)", what, key, (int)s);
+    return prim_build_from_pd(ctx, what, key, pd, arg_ids, nargs, out);
+}
+
+mt_status mt_reorder(mt_ctx *ctx, const char *what, float *dst, const int64_t *dst_strides,
+                     const float *src, const int64_t *src_strides, int ndims,
+                     const int64_t *dims, int accumulate) {
+    if (ndims < 1 || ndims > DNNL_MAX_NDIMS)
+        return mt_fail(ctx, MT_ERR_ARG, "%s: reorder of %d dimensions", what, ndims);
+    char key[MT_PRIM_KEY_LEN];
+    int len = snprintf(key, sizeof key, "reorder:%d:%d", ndims, accumulate);
+    for (int i = 0; i < ndims && len < (int)sizeof key; i++)
+        len += snprintf(key + len, sizeof key - (size_t)len, ":%ld/%ld/%ld", (long)dims[i],
+                        (long)src_strides[i], (long)dst_strides[i]);
+    if (len >= (int)sizeof key)
+        return mt_fail(ctx, MT_ERR_ARG, "%s: reorder key too long", what);
+    mt_prim *p = mt_prim_find(ctx, key);
+    if (!p) {
+        dnnl_dims_t d = {0}, ss = {0}, ds = {0};
+        for (int i = 0; i < ndims; i++) { d[i] = dims[i]; ss[i] = src_strides[i]; ds[i] = dst_strides[i]; }
+        dnnl_memory_desc_t smd, dmd;
+        MT_DNNL(ctx, what, dnnl_memory_desc_init_by_strides(&smd, ndims, d, dnnl_f32, ss));
+        MT_DNNL(ctx, what, dnnl_memory_desc_init_by_strides(&dmd, ndims, d, dnnl_f32, ds));
+        dnnl_primitive_attr_t attr = NULL;
+        if (accumulate) MT_CHECK(mt_attr_accumulate(ctx, what, 1.0f, &attr));
+        dnnl_primitive_desc_t pd = NULL;
+        dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, &smd, ctx->engine, &dmd,
+                                                             ctx->engine, attr);
+        if (attr) dnnl_primitive_attr_destroy(attr);
+        if (s != dnnl_success)
+            return mt_fail(ctx, MT_ERR_DNNL, "%s: oneDNN has no reorder for [%s] (status %d)",
+                           what, key, (int)s);
+        int ids[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+        MT_CHECK(prim_build_from_pd(ctx, what, key, pd, ids, 2, &p));
+    }
+    void *ptrs[2] = {(void *)src, dst};
+    return mt_prim_run(ctx, what, p, ptrs);
 }
 
 mt_status mt_prim_run(mt_ctx *ctx, const char *what, mt_prim *p, void *const *ptrs) {

@@ -74,6 +74,13 @@ mt_status mt_prim_build(mt_ctx *ctx, const char *what, const char *key,
                         const_dnnl_primitive_desc_t hint,
                         const int *arg_ids, int nargs, mt_prim **out);
 
+/* dst (+)= src, element by element, where both are `ndims`-dimensional
+ * views of shape `dims` with their own strides: a permuting copy on the
+ * oneDNN reorder primitive (window partition, patch-merge gather). */
+mt_status mt_reorder(mt_ctx *ctx, const char *what, float *dst, const int64_t *dst_strides,
+                     const float *src, const int64_t *src_strides, int ndims,
+                     const int64_t *dims, int accumulate);
+
 /* Executes `p` with `ptrs[i]` as the buffer for `p->arg_ids[i]`, then waits. */
 mt_status mt_prim_run(mt_ctx *ctx, const char *what, mt_prim *p,
                       void *const *ptrs);

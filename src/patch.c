@@ -52,26 +52,17 @@ static mt_status merge_check(mt_ctx *ctx, const char *what, int B, int H, int W,
 }
 
 /* Channel block q of a merged token takes the neighbour (dh, dw) =
- * (q & 1, q >> 1): Swin's order x0=(0,0), x1=(1,0), x2=(0,1), x3=(1,1). */
-static void merge_move(float *gathered, float *x, int B, int H, int W, int C, int to_gathered,
-                       int accumulate) {
-    int Ho = H / 2, Wo = W / 2;
-    long rows = (long)B * Ho * Wo;
-    #pragma omp parallel for schedule(static)
-    for (long r = 0; r < rows; r++) {
-        int b = (int)(r / ((long)Ho * Wo)), i = (int)((r / Wo) % Ho), j = (int)(r % Wo);
-        for (int q = 0; q < 4; q++) {
-            int dh = q & 1, dw = q >> 1;
-            float *g = gathered + (size_t)r * 4 * C + (size_t)q * C;
-            float *xv = x + (((size_t)b * H + 2 * i + dh) * W + 2 * j + dw) * C;
-            float *dst = to_gathered ? g : xv;
-            const float *src = to_gathered ? xv : g;
-            if (accumulate)
-                for (int c = 0; c < C; c++) dst[c] += src[c];
-            else
-                memcpy(dst, src, (size_t)C * sizeof(float));
-        }
-    }
+ * (q & 1, q >> 1): Swin's order x0=(0,0), x1=(1,0), x2=(0,1), x3=(1,1). Both
+ * buffers are seen as 6-D views (b, i, j, dw, dh, c) and one oneDNN reorder
+ * moves between them. */
+static mt_status merge_move(mt_ctx *ctx, const char *what, float *gathered, float *x, int B,
+                            int H, int W, int C, int to_gathered, int accumulate) {
+    const int64_t Ho = H / 2, Wo = W / 2, c = C, w = W;
+    const int64_t dims[6] = {B, Ho, Wo, 2, 2, c};
+    const int64_t gs[6] = {Ho * Wo * 4 * c, Wo * 4 * c, 4 * c, 2 * c, c, 1};
+    const int64_t xs[6] = {(int64_t)H * w * c, 2 * w * c, 2 * c, c, w * c, 1};
+    if (to_gathered) return mt_reorder(ctx, what, gathered, gs, x, xs, 6, dims, accumulate);
+    return mt_reorder(ctx, what, x, xs, gathered, gs, 6, dims, accumulate);
 }
 
 mt_status patch_merge_gather_forward(mt_ctx *ctx, float *out, const float *x,
@@ -80,8 +71,7 @@ mt_status patch_merge_gather_forward(mt_ctx *ctx, float *out, const float *x,
     MT_NEED_PTR(ctx, what, out);
     MT_NEED_PTR(ctx, what, x);
     MT_CHECK(merge_check(ctx, what, B, H, W, C));
-    merge_move(out, (float *)x, B, H, W, C, 1, 0);
-    return MT_OK;
+    return merge_move(ctx, what, out, (float *)x, B, H, W, C, 1, 0);
 }
 
 mt_status patch_merge_gather_backward(mt_ctx *ctx, float *dx, const float *dout,
@@ -90,8 +80,7 @@ mt_status patch_merge_gather_backward(mt_ctx *ctx, float *dx, const float *dout,
     MT_NEED_PTR(ctx, what, dx);
     MT_NEED_PTR(ctx, what, dout);
     MT_CHECK(merge_check(ctx, what, B, H, W, C));
-    merge_move((float *)dout, dx, B, H, W, C, 0, 1);
-    return MT_OK;
+    return merge_move(ctx, what, (float *)dout, dx, B, H, W, C, 0, 1);
 }
 
 mt_status patch_merging_forward(mt_ctx *ctx, float *out, float *gathered, float *normed,

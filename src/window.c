@@ -1,7 +1,8 @@
 /* window.c - Swin's window partition / reverse, cyclic shift and masks.
  *
- * Pure data movement (and a mask of constants): there is no arithmetic for
- * oneDNN to do here, so these are plain loops, parallel over windows. */
+ * Partition and reverse are permutations of a 6-D view, done by oneDNN's
+ * reorder. The cyclic shift wraps around, which no single strided view can
+ * express, so it is a plain loop parallel over rows; the mask is constants. */
 #include <string.h>
 #include "ctx_internal.h"
 #include "mtlora/layers.h"
@@ -15,58 +16,46 @@ static mt_status window_check(mt_ctx *ctx, const char *what, const void *a, cons
     return MT_OK;
 }
 
-/* Moves rows between the image layout and the window layout.
+/* Moves tokens between the image layout [B, H, W, C] and the window layout
+ * [B*nh*nw, ws*ws, C] as one oneDNN reorder over a 6-D view
+ * (b, window row, window column, i, j, c) of both buffers.
  * to_windows: windows <- x, else x <- windows. accumulate: += instead of =. */
-static void window_move(float *windows, float *x, int B, int H, int W, int C, int ws,
-                        int to_windows, int accumulate) {
-    int nh = H / ws, nw = W / ws;
-    long nwin = (long)B * nh * nw;
-    #pragma omp parallel for schedule(static)
-    for (long win = 0; win < nwin; win++) {
-        int b = (int)(win / ((long)nh * nw));
-        int wh = (int)((win / nw) % nh), ww = (int)(win % nw);
-        for (int i = 0; i < ws; i++) {
-            for (int j = 0; j < ws; j++) {
-                float *wrow = windows + ((size_t)win * ws * ws + (size_t)i * ws + j) * C;
-                float *xrow = x + (((size_t)b * H + (size_t)wh * ws + i) * W +
-                                   (size_t)ww * ws + j) * C;
-                float *dst = to_windows ? wrow : xrow;
-                const float *src = to_windows ? xrow : wrow;
-                if (accumulate)
-                    for (int c = 0; c < C; c++) dst[c] += src[c];
-                else
-                    memcpy(dst, src, (size_t)C * sizeof(float));
-            }
-        }
-    }
+static mt_status window_move(mt_ctx *ctx, const char *what, float *windows, float *x, int B,
+                             int H, int W, int C, int ws, int to_windows, int accumulate) {
+    const int64_t nh = H / ws, nw = W / ws, c = C, w = W, s = ws;
+    const int64_t dims[6] = {B, nh, nw, s, s, c};
+    const int64_t xs[6] = {H * w * c, s * w * c, s * c, w * c, c, 1};
+    const int64_t wins[6] = {nh * nw * s * s * c, nw * s * s * c, s * s * c, s * c, c, 1};
+    if (to_windows) return mt_reorder(ctx, what, windows, wins, x, xs, 6, dims, accumulate);
+    return mt_reorder(ctx, what, x, xs, windows, wins, 6, dims, accumulate);
 }
 
 mt_status window_partition_forward(mt_ctx *ctx, float *windows, const float *x,
                                    int B, int H, int W, int C, int ws) {
-    MT_CHECK(window_check(ctx, "window_partition_forward", windows, x, B, H, W, C, ws));
-    window_move(windows, (float *)x, B, H, W, C, ws, 1, 0);
-    return MT_OK;
+    const char *what = "window_partition_forward";
+    MT_CHECK(window_check(ctx, what, windows, x, B, H, W, C, ws));
+    return window_move(ctx, what, windows, (float *)x, B, H, W, C, ws, 1, 0);
 }
 
 mt_status window_partition_backward(mt_ctx *ctx, float *dx, const float *dwindows,
                                     int B, int H, int W, int C, int ws) {
-    MT_CHECK(window_check(ctx, "window_partition_backward", dx, dwindows, B, H, W, C, ws));
-    window_move((float *)dwindows, dx, B, H, W, C, ws, 0, 1);
-    return MT_OK;
+    const char *what = "window_partition_backward";
+    MT_CHECK(window_check(ctx, what, dx, dwindows, B, H, W, C, ws));
+    return window_move(ctx, what, (float *)dwindows, dx, B, H, W, C, ws, 0, 1);
 }
 
 mt_status window_reverse_forward(mt_ctx *ctx, float *x, const float *windows,
                                  int B, int H, int W, int C, int ws) {
-    MT_CHECK(window_check(ctx, "window_reverse_forward", x, windows, B, H, W, C, ws));
-    window_move((float *)windows, x, B, H, W, C, ws, 0, 0);
-    return MT_OK;
+    const char *what = "window_reverse_forward";
+    MT_CHECK(window_check(ctx, what, x, windows, B, H, W, C, ws));
+    return window_move(ctx, what, (float *)windows, x, B, H, W, C, ws, 0, 0);
 }
 
 mt_status window_reverse_backward(mt_ctx *ctx, float *dwindows, const float *dx,
                                   int B, int H, int W, int C, int ws) {
-    MT_CHECK(window_check(ctx, "window_reverse_backward", dwindows, dx, B, H, W, C, ws));
-    window_move(dwindows, (float *)dx, B, H, W, C, ws, 1, 1);
-    return MT_OK;
+    const char *what = "window_reverse_backward";
+    MT_CHECK(window_check(ctx, what, dwindows, dx, B, H, W, C, ws));
+    return window_move(ctx, what, dwindows, (float *)dx, B, H, W, C, ws, 1, 1);
 }
 
 static int mod(int a, int m) { int r = a % m; return r < 0 ? r + m : r; }

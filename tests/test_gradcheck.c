@@ -16,7 +16,7 @@
 #include "test_util.h"
 
 #define EPS 1e-2f
-#define TOL 1e-2
+#define TOL 2e-3
 #define SAMPLES 60
 
 static mt_ctx *ctx;
@@ -54,6 +54,29 @@ START_TEST(grad_linear) {
     CHECK_OK(linear_backward(ctx, dx2, NULL, NULL, s.r, s.x, s.w, s.rows, s.fin, s.fout));
     for (size_t i = 0; i < nx; i++) ck_assert(fabsf(dx2[i] - 2 * dx[i]) <= 1e-5f * (1 + fabsf(dx[i])));
     free(s.x); free(s.w); free(s.b); free(s.out); free(s.r); free(dx); free(dw); free(db); free(dx2);
+}
+END_TEST
+
+/* The checker itself must reject the mistakes it is meant to catch: a sign
+ * error, a transposed weight gradient, and a dropped bias term in dinp's
+ * sibling (a gradient scaled by 0.99, i.e. a missing 1% term). */
+START_TEST(grad_checker_catches_errors) {
+    lin_s s = {0};
+    s.rows = 6; s.fin = 8; s.fout = 8;
+    size_t nx = (size_t)s.rows * s.fin, nw = (size_t)s.fout * s.fin, no = (size_t)s.rows * s.fout;
+    s.x = alloc_uniform(nx, 11, -1, 1); s.w = alloc_uniform(nw, 12, -1, 1);
+    s.b = alloc_uniform(s.fout, 13, -1, 1); s.out = alloc_zero(no); s.r = alloc_uniform(no, 14, -1, 1);
+    float *dx = alloc_zero(nx), *dw = alloc_zero(nw), *bad = alloc_zero(nw);
+    lin_loss(&s);
+    CHECK_OK(linear_backward(ctx, dx, dw, NULL, s.r, s.x, s.w, s.rows, s.fin, s.fout));
+    for (size_t i = 0; i < nx; i++) dx[i] = -dx[i];
+    ck_assert_int_gt(gradcheck("mutant", "sign", lin_loss, &s, s.x, dx, nx, EPS, TOL, SAMPLES), 0);
+    for (int o = 0; o < s.fout; o++)
+        for (int i = 0; i < s.fin; i++) bad[(size_t)i * s.fout + o] = dw[(size_t)o * s.fin + i];
+    ck_assert_int_gt(gradcheck("mutant", "transpose", lin_loss, &s, s.w, bad, nw, EPS, TOL, SAMPLES), 0);
+    for (size_t i = 0; i < nw; i++) bad[i] = 0.99f * dw[i];
+    ck_assert_int_gt(gradcheck("mutant", "scaled", lin_loss, &s, s.w, bad, nw, EPS, TOL, SAMPLES), 0);
+    free(s.x); free(s.w); free(s.b); free(s.out); free(s.r); free(dx); free(dw); free(bad);
 }
 END_TEST
 
@@ -390,6 +413,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, grad_linear);
+    tcase_add_test(tc, grad_checker_catches_errors);
     tcase_add_test(tc, grad_layernorm);
     tcase_add_test(tc, grad_eltwise_softmax);
     tcase_add_test(tc, grad_window);

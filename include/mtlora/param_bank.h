@@ -1,0 +1,58 @@
+/* param_bank.h - where a model's tensors live.
+ *
+ * Three contiguous allocations, as in llm.c: trainable values, their
+ * gradients (same layout, so the data-parallel allreduce is a few large
+ * calls over one buffer), and frozen values (which node-local ranks can
+ * share). Each named tensor is a view (offset, count) into one of them.
+ * Tensors are registered first, then the bank is allocated once; the
+ * registration order is the memory order. */
+#ifndef MTLORA_PARAM_BANK_H
+#define MTLORA_PARAM_BANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "mtlora/adamw.h"
+#include "mtlora/context.h"
+#include "mtlora/status.h"
+
+#define MT_PARAM_NAME_LEN 128
+#define MT_PARAM_MAX_DIMS 4
+
+typedef struct {
+    char name[MT_PARAM_NAME_LEN];
+    int ndim;
+    int64_t shape[MT_PARAM_MAX_DIMS];
+    size_t offset, count; /* into trainable or frozen, by `trainable` */
+    int trainable;
+    int decay;            /* AdamW weight decay applies (0 for norms, biases) */
+} param_entry;
+
+typedef struct {
+    param_entry *entries;
+    int count, cap;
+    size_t n_trainable, n_frozen;
+    float *trainable, *grads, *frozen; /* NULL until param_bank_alloc */
+} param_bank;
+
+void param_bank_init(param_bank *bank);
+void param_bank_free(param_bank *bank);
+
+/* Registers a tensor. Refused: empty or too long name, a name already
+ * registered, a bad shape, or a bank already allocated. */
+mt_status param_bank_add(mt_ctx *ctx, param_bank *bank, const char *name, int ndim,
+                         const int64_t *shape, int trainable, int decay);
+
+/* Allocates the three buffers (64-byte aligned); values and gradients zeroed. */
+mt_status param_bank_alloc(mt_ctx *ctx, param_bank *bank);
+
+const param_entry *param_bank_find(const param_bank *bank, const char *name);
+/* Value and gradient of a tensor (gradient NULL for frozen ones). */
+float *param_bank_value(const param_bank *bank, const param_entry *e);
+float *param_bank_grad(const param_bank *bank, const param_entry *e);
+
+/* AdamW groups over the trainable buffer: maximal runs of tensors with the
+ * same decay flag, weight decay `wd` or 0. Writes at most `max` groups and
+ * returns how many the bank needs (call with max 0 to size the array). */
+int param_bank_adamw_groups(const param_bank *bank, float wd, adamw_group *groups, int max);
+
+#endif

@@ -1,0 +1,118 @@
+/* param_bank.c - see param_bank.h. */
+#include <stdlib.h>
+#include <string.h>
+#include "ctx_internal.h"
+#include "mtlora/param_bank.h"
+
+void param_bank_init(param_bank *bank) { memset(bank, 0, sizeof *bank); }
+
+void param_bank_free(param_bank *bank) {
+    if (!bank) return;
+    free(bank->entries);
+    free(bank->trainable);
+    free(bank->grads);
+    free(bank->frozen);
+    param_bank_init(bank);
+}
+
+const param_entry *param_bank_find(const param_bank *bank, const char *name) {
+    for (int i = 0; i < bank->count; i++)
+        if (strcmp(bank->entries[i].name, name) == 0) return &bank->entries[i];
+    return NULL;
+}
+
+mt_status param_bank_add(mt_ctx *ctx, param_bank *bank, const char *name, int ndim,
+                         const int64_t *shape, int trainable, int decay) {
+    const char *what = "param_bank_add";
+    MT_NEED_PTR(ctx, what, bank);
+    MT_NEED_PTR(ctx, what, name);
+    MT_NEED_PTR(ctx, what, shape);
+    if (bank->trainable || bank->frozen)
+        return mt_fail(ctx, MT_ERR_ARG, "%s: %s: bank already allocated", what, name);
+    size_t len = strlen(name);
+    if (len == 0 || len >= MT_PARAM_NAME_LEN)
+        return mt_fail(ctx, MT_ERR_ARG, "%s: name '%s' empty or longer than %d", what, name,
+                       MT_PARAM_NAME_LEN - 1);
+    if (param_bank_find(bank, name))
+        return mt_fail(ctx, MT_ERR_ARG, "%s: %s registered twice", what, name);
+    if (ndim < 1 || ndim > MT_PARAM_MAX_DIMS)
+        return mt_fail(ctx, MT_ERR_SHAPE, "%s: %s has %d dimensions", what, name, ndim);
+    size_t count = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] <= 0)
+            return mt_fail(ctx, MT_ERR_SHAPE, "%s: %s dimension %d is %lld", what, name, d,
+                           (long long)shape[d]);
+        count *= (size_t)shape[d];
+    }
+    if (bank->count == bank->cap) {
+        int ncap = bank->cap ? 2 * bank->cap : 64;
+        param_entry *n = realloc(bank->entries, (size_t)ncap * sizeof *n);
+        if (!n) return mt_fail(ctx, MT_ERR_NOMEM, "%s: out of memory", what);
+        bank->entries = n;
+        bank->cap = ncap;
+    }
+    param_entry *e = &bank->entries[bank->count++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->name, name, len + 1);
+    e->ndim = ndim;
+    memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
+    e->count = count;
+    e->trainable = trainable != 0;
+    e->decay = decay != 0;
+    size_t *total = e->trainable ? &bank->n_trainable : &bank->n_frozen;
+    e->offset = *total;
+    *total += count;
+    return MT_OK;
+}
+
+static float *zeroed(size_t n) {
+    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+mt_status param_bank_alloc(mt_ctx *ctx, param_bank *bank) {
+    const char *what = "param_bank_alloc";
+    MT_NEED_PTR(ctx, what, bank);
+    if (bank->trainable || bank->frozen)
+        return mt_fail(ctx, MT_ERR_ARG, "%s: already allocated", what);
+    bank->trainable = zeroed(bank->n_trainable);
+    bank->grads = zeroed(bank->n_trainable);
+    bank->frozen = zeroed(bank->n_frozen);
+    if (!bank->trainable || !bank->grads || !bank->frozen) {
+        free(bank->trainable); free(bank->grads); free(bank->frozen);
+        bank->trainable = bank->grads = bank->frozen = NULL;
+        return mt_fail(ctx, MT_ERR_NOMEM, "%s: cannot allocate %zu trainable + %zu frozen values",
+                       what, bank->n_trainable, bank->n_frozen);
+    }
+    return MT_OK;
+}
+
+float *param_bank_value(const param_bank *bank, const param_entry *e) {
+    float *base = e->trainable ? bank->trainable : bank->frozen;
+    return base ? base + e->offset : NULL;
+}
+
+float *param_bank_grad(const param_bank *bank, const param_entry *e) {
+    return e->trainable && bank->grads ? bank->grads + e->offset : NULL;
+}
+
+int param_bank_adamw_groups(const param_bank *bank, float wd, adamw_group *groups, int max) {
+    int n = 0, cur_decay = -1;
+    for (int i = 0; i < bank->count; i++) {
+        const param_entry *e = &bank->entries[i];
+        if (!e->trainable) continue;
+        if (e->decay != cur_decay) {
+            if (n < max) {
+                groups[n].offset = e->offset;
+                groups[n].count = 0;
+                groups[n].weight_decay = e->decay ? wd : 0.0f;
+            }
+            n++;
+            cur_decay = e->decay;
+        }
+        if (n <= max) groups[n - 1].count += e->count;
+    }
+    return n;
+}
