@@ -25,6 +25,7 @@ enum {
     MT_SCRATCH_PRIM2,
     MT_SCRATCH_ATTN0,     /* window attention */
     MT_SCRATCH_ATTN1,
+    MT_SCRATCH_LORA,      /* low-rank update backward */
     MT_SCRATCH_COMP0,     /* composite layers (patch embed / merging) */
     MT_SCRATCH_COMP1,
     MT_SCRATCH_SLOTS

@@ -12,6 +12,7 @@ void param_bank_free(param_bank *bank) {
     free(bank->trainable);
     free(bank->grads);
     free(bank->frozen);
+    free(bank->buffers);
     param_bank_init(bank);
 }
 
@@ -22,13 +23,15 @@ const param_entry *param_bank_find(const param_bank *bank, const char *name) {
 }
 
 mt_status param_bank_add(mt_ctx *ctx, param_bank *bank, const char *name, int ndim,
-                         const int64_t *shape, int trainable, int decay) {
+                         const int64_t *shape, mt_param_kind kind, int decay) {
     const char *what = "param_bank_add";
     MT_NEED_PTR(ctx, what, bank);
     MT_NEED_PTR(ctx, what, name);
     MT_NEED_PTR(ctx, what, shape);
     if (bank->trainable || bank->frozen)
         return mt_fail(ctx, MT_ERR_ARG, "%s: %s: bank already allocated", what, name);
+    if (kind != MT_PARAM_TRAINABLE && kind != MT_PARAM_FROZEN && kind != MT_PARAM_BUFFER)
+        return mt_fail(ctx, MT_ERR_ARG, "%s: %s: unknown kind %d", what, name, (int)kind);
     size_t len = strlen(name);
     if (len == 0 || len >= MT_PARAM_NAME_LEN)
         return mt_fail(ctx, MT_ERR_ARG, "%s: name '%s' empty or longer than %d", what, name,
@@ -57,9 +60,11 @@ mt_status param_bank_add(mt_ctx *ctx, param_bank *bank, const char *name, int nd
     e->ndim = ndim;
     memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
     e->count = count;
-    e->trainable = trainable != 0;
+    e->kind = kind;
     e->decay = decay != 0;
-    size_t *total = e->trainable ? &bank->n_trainable : &bank->n_frozen;
+    size_t *total = kind == MT_PARAM_TRAINABLE ? &bank->n_trainable
+                    : kind == MT_PARAM_FROZEN  ? &bank->n_frozen
+                                               : &bank->n_buffer;
     e->offset = *total;
     *total += count;
     return MT_OK;
@@ -80,9 +85,10 @@ mt_status param_bank_alloc(mt_ctx *ctx, param_bank *bank) {
     bank->trainable = zeroed(bank->n_trainable);
     bank->grads = zeroed(bank->n_trainable);
     bank->frozen = zeroed(bank->n_frozen);
-    if (!bank->trainable || !bank->grads || !bank->frozen) {
-        free(bank->trainable); free(bank->grads); free(bank->frozen);
-        bank->trainable = bank->grads = bank->frozen = NULL;
+    bank->buffers = zeroed(bank->n_buffer);
+    if (!bank->trainable || !bank->grads || !bank->frozen || !bank->buffers) {
+        free(bank->trainable); free(bank->grads); free(bank->frozen); free(bank->buffers);
+        bank->trainable = bank->grads = bank->frozen = bank->buffers = NULL;
         return mt_fail(ctx, MT_ERR_NOMEM, "%s: cannot allocate %zu trainable + %zu frozen values",
                        what, bank->n_trainable, bank->n_frozen);
     }
@@ -90,19 +96,21 @@ mt_status param_bank_alloc(mt_ctx *ctx, param_bank *bank) {
 }
 
 float *param_bank_value(const param_bank *bank, const param_entry *e) {
-    float *base = e->trainable ? bank->trainable : bank->frozen;
+    float *base = e->kind == MT_PARAM_TRAINABLE ? bank->trainable
+                  : e->kind == MT_PARAM_FROZEN  ? bank->frozen
+                                                : bank->buffers;
     return base ? base + e->offset : NULL;
 }
 
 float *param_bank_grad(const param_bank *bank, const param_entry *e) {
-    return e->trainable && bank->grads ? bank->grads + e->offset : NULL;
+    return e->kind == MT_PARAM_TRAINABLE && bank->grads ? bank->grads + e->offset : NULL;
 }
 
 int param_bank_adamw_groups(const param_bank *bank, float wd, adamw_group *groups, int max) {
     int n = 0, cur_decay = -1;
     for (int i = 0; i < bank->count; i++) {
         const param_entry *e = &bank->entries[i];
-        if (!e->trainable) continue;
+        if (e->kind != MT_PARAM_TRAINABLE) continue;
         if (e->decay != cur_decay) {
             if (n < max) {
                 groups[n].offset = e->offset;

@@ -1,0 +1,101 @@
+/* config.h - run configuration with the official MTLoRA key names.
+ *
+ * A YAML file in the official format (the configs/mtlora/tiny_448 YAML files of
+ * scale-lab/MTLoRA) loads unchanged: every key of the official config.py is
+ * known; keys we do not use are accepted and ignored, keys nobody knows are
+ * refused by name. Values a file leaves out keep the official defaults.
+ * Lists given with one element are repeated per stage, as config.py does.
+ * Settings of the official code that mtlora does not implement are refused
+ * with the key's name when they are set to a non-default value. */
+#ifndef MTLORA_CONFIG_H
+#define MTLORA_CONFIG_H
+
+#include <stddef.h>
+#include "mtlora/status.h"
+
+#define MT_MAX_STAGES 8
+#define MT_MAX_TASKS 6
+#define MT_TASK_NAME_LEN 16
+
+typedef enum { MT_TASK_SEMSEG, MT_TASK_HUMAN_PARTS, MT_TASK_SAL, MT_TASK_NORMALS, MT_TASK_EDGE } mt_task_kind;
+
+typedef struct {
+    int enabled;
+    int r[MT_MAX_STAGES];                        /* shared rank per stage */
+    int r_task[MT_MAX_TASKS][MT_MAX_STAGES];     /* task rank per task and stage */
+    float shared_scale[MT_MAX_STAGES];
+    float task_scale[MT_MAX_TASKS][MT_MAX_STAGES];
+    float dropout[MT_MAX_STAGES];
+    int qkv_enabled, proj_enabled, fc1_enabled, fc2_enabled, downsampler_enabled;
+    int freeze_pretrained;
+} mt_mtlora_config;
+
+/* A per-task list as written under R_PER_TASK / SCALE_PER_TASK (names may
+ * include tasks not trained, and 'shared'); resolved by mt_config_finalize. */
+typedef struct {
+    char name[MT_TASK_NAME_LEN];
+    int n;
+    float v[MT_MAX_STAGES];
+} mt_named_list;
+
+typedef struct {
+    /* DATA */
+    int img_size, batch_size;
+    /* MODEL.SWIN */
+    int patch_size, in_chans, embed_dim, nstages, depths[MT_MAX_STAGES], heads[MT_MAX_STAGES];
+    int window_size, qkv_bias;
+    float mlp_ratio;
+    /* MODEL */
+    float drop_path_rate, drop_rate;
+    int decoder_channels[MT_MAX_STAGES];
+    mt_mtlora_config mtlora;
+    /* tasks (TASKS: [...] or --tasks) */
+    int ntasks;
+    char tasks[MT_MAX_TASKS][MT_TASK_NAME_LEN];
+    mt_task_kind task_kind[MT_MAX_TASKS];
+    int num_outputs[MT_MAX_TASKS];
+    float loss_weight[MT_MAX_TASKS];
+    /* TRAIN */
+    int epochs, warmup_epochs, accumulation_steps, start_epoch;
+    float base_lr, warmup_lr, min_lr, weight_decay, clip_grad, optimizer_eps;
+    float betas[2];
+    char lr_scheduler[16];
+    int freeze_patch_embed, freeze_layer_norm, freeze_rel_bias, freeze_downsample_reduction;
+    int seed;
+    char name[128];
+    /* As written, before per-stage expansion (lengths 1 or nstages). */
+    struct {
+        int n_depths, n_heads, n_decoder_channels, n_r, n_shared_scale, n_dropout;
+        float r[MT_MAX_STAGES], shared_scale[MT_MAX_STAGES], dropout[MT_MAX_STAGES];
+        mt_named_list r_per_task[MT_MAX_TASKS + 4], scale_per_task[MT_MAX_TASKS + 4];
+        int n_r_per_task, n_scale_per_task;
+    } raw;
+} mt_config;
+
+/* The official defaults of config.py (MTLoRA off, 224x224, no tasks). */
+void mt_config_default(mt_config *cfg);
+
+/* The built-in model: defaults plus the official
+ * configs/mtlora/tiny_448/mtlora_tiny_448_r64_scale4_pertask.yaml and
+ * TASKS [semseg, human_parts, sal, normals]. Not finalized. */
+mt_status mt_config_builtin(mt_config *cfg, char *err, size_t errlen);
+
+/* Merges a YAML file into cfg. Errors name the file and the key. */
+mt_status mt_config_load(mt_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Sets KEY to VALUE (a YAML scalar or flow list, e.g. "[64, 64]"), as the
+ * official --opts does. */
+mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char *err,
+                        size_t errlen);
+
+/* Sets the task list from "semseg,human_parts" (as --tasks). */
+mt_status mt_config_set_tasks(mt_config *cfg, const char *list, char *err, size_t errlen);
+
+/* Checks the combination (stage grids divisible by the window, heads divide
+ * dims, ranks positive, supported options) and fills derived values. Must
+ * be called after the last load/set and before the config is used. */
+mt_status mt_config_finalize(mt_config *cfg, char *err, size_t errlen);
+
+int mt_config_task_index(const mt_config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,75 @@
+/* model.h - the MTLoRA multi-task Swin model (and its full fine-tuning
+ * baseline) as the official scale-lab/MTLoRA code defines it:
+ * SwinTransformerMTLoRA + per-task Downsampler + HighResolutionHead,
+ * logits resized to the input size.
+ *
+ * Parameters live in the model's param_bank under the official state-dict
+ * names ("backbone.layers.0.blocks.0.attn.qkv.lora_shared_A", ...), so the
+ * trainable ones are one contiguous buffer and their gradients another. */
+#ifndef MTLORA_MODEL_H
+#define MTLORA_MODEL_H
+
+#include <stdint.h>
+#include "mtlora/config.h"
+#include "mtlora/context.h"
+#include "mtlora/param_bank.h"
+#include "mtlora/status.h"
+
+typedef struct mt_model mt_model;
+
+/* Targets of one batch at the input resolution S x S. NULL for a task
+ * means that task has no target in this batch (its loss is skipped).
+ *  semseg, human_parts: labels [B, S, S], 0..K-1, 255 ignored
+ *  sal, edge:            [B, S, S] in {0, 1} (>= 0.5 is positive)
+ *  normals:              [B, 3, S, S], 255 ignored */
+typedef struct {
+    const uint8_t *labels[6];
+    const float *values[6];
+} mt_targets;
+
+/* Builds the model for a finalized config: registers every tensor under
+ * its official name, allocates the bank and initialises as the official
+ * code does (trunc-normal 0.02 linears, LayerNorm 1/0, LoRA A
+ * kaiming-uniform a=sqrt(5), B zero, PyTorch's conv defaults), with our
+ * own random stream from `seed`. */
+mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uint64_t seed);
+void mt_model_destroy(mt_model *m);
+
+const mt_config *mt_model_config(const mt_model *m);
+param_bank *mt_model_bank(mt_model *m);
+
+/* Forward on images [B, in_chans, S, S] (normalised). training != 0:
+ * batch-norm batch statistics, dropout and drop path drawn from `seed`
+ * (a pure function of seed, so a step is reproducible), and everything
+ * the backward needs is kept. */
+mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B, int training,
+                           uint64_t seed);
+
+/* Logits of task t from the last forward: [B, K_t, S, S]. */
+const float *mt_model_logits(const mt_model *m, int t);
+
+/* The official weighted multi-task loss of the last forward; per-task
+ * values in task_loss (may be NULL). With want_grad, the gradient with
+ * respect to the logits is kept for mt_model_backward. */
+mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, double *total,
+                        double *task_loss, int want_grad);
+
+/* Backward of the last training forward and loss: ADDS the gradients of
+ * every trainable tensor into the bank's gradient buffer (zero it first). */
+mt_status mt_model_backward(mt_model *m, mt_ctx *ctx);
+
+/* Parameter counts by group. */
+typedef struct {
+    size_t total, trainable, frozen;
+    size_t lora, decoder, patch_embed, norms, rel_bias, merging;
+} mt_param_counts;
+mt_param_counts mt_model_param_counts(const mt_model *m);
+
+/* Analytic multiply-accumulate counts per image (2 FLOPs each): one
+ * forward, and one training step (forward + backward of what trains). */
+typedef struct {
+    double forward_macs, train_macs;
+} mt_flops;
+mt_flops mt_model_flops(const mt_model *m);
+
+#endif

@@ -1,0 +1,216 @@
+/* model_acts.c - activation and backward-workspace layout for a batch.
+ *
+ * Both arenas are laid out by one function run twice: once to measure,
+ * once to hand out pointers into a single allocation, so the list of
+ * buffers is written once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+typedef struct {
+    char *base; /* NULL while measuring */
+    size_t used;
+} arena;
+
+static float *take(arena *a, size_t nfloats) {
+    size_t bytes = (nfloats * sizeof(float) + 63) & ~(size_t)63;
+    float *p = a->base ? (float *)(a->base + a->used) : NULL;
+    a->used += bytes ? bytes : 64;
+    return p;
+}
+
+static void layout_acts(mt_model *m, arena *ar, int B) {
+    model_acts *a = &m->a;
+    const mt_config *c = &m->cfg;
+    size_t rows0 = (size_t)B * m->grid0 * m->grid0;
+    a->pe_conv = take(ar, rows0 * c->embed_dim);
+    a->pe_mean = take(ar, rows0);
+    a->pe_var = take(ar, rows0);
+    a->pe_out = take(ar, rows0 * c->embed_dim);
+    size_t max_n = 0, max_n4 = 0;
+    for (int s = 0; s < m->L; s++) {
+        swin_stage *st = &m->stages[s];
+        size_t rows = (size_t)B * st->H * st->W, C = (size_t)st->dim;
+        size_t hid = (size_t)(st->dim * c->mlp_ratio), n = rows * C;
+        if (n > max_n) max_n = n;
+        if (rows * hid > max_n4) max_n4 = rows * hid;
+        for (int b = 0; b < st->depth; b++) {
+            const swin_block *blk = &st->blocks[b];
+            block_acts *ba = &a->blocks[s][b];
+            size_t N = (size_t)blk->ws * blk->ws, nwb = rows / N;
+            ba->ln1 = take(ar, n);
+            ba->mean1 = take(ar, rows);
+            ba->var1 = take(ar, rows);
+            ba->win = take(ar, n);
+            ba->win_d = blk->qkv.r && blk->qkv.dropout > 0 ? take(ar, n) : ba->win;
+            ba->qkv = take(ar, 3 * n);
+            ba->mid_qkv = blk->qkv.r ? take(ar, rows * blk->qkv.r) : NULL;
+            ba->probs = take(ar, nwb * blk->heads * N * N);
+            ba->ctx = take(ar, n);
+            ba->ctx_d = blk->proj.r && blk->proj.dropout > 0 ? take(ar, n) : ba->ctx;
+            ba->mid_proj = blk->proj.r ? take(ar, rows * blk->proj.r) : NULL;
+            ba->x1 = take(ar, n);
+            ba->ln2 = take(ar, n);
+            ba->mean2 = take(ar, rows);
+            ba->var2 = take(ar, rows);
+            ba->ln2_d = blk->fc1.r && blk->fc1.dropout > 0 ? take(ar, n) : ba->ln2;
+            ba->mid_fc1 = blk->fc1.r ? take(ar, rows * blk->fc1.r) : NULL;
+            ba->fc1 = take(ar, rows * hid);
+            ba->g = take(ar, rows * hid);
+            ba->g_d = blk->fc2.r && blk->fc2.dropout > 0 ? take(ar, rows * hid) : ba->g;
+            ba->mid_fc2 = blk->fc2.r ? take(ar, rows * blk->fc2.r) : NULL;
+            ba->out = take(ar, n);
+            for (int t = 0; t < blk->ntask; t++) {
+                ba->mid_proj_t[t] = take(ar, rows * blk->proj.rt[t]);
+                ba->x1_t[t] = take(ar, n);
+                ba->ln2_t[t] = take(ar, n);
+                ba->mean2_t[t] = take(ar, rows);
+                ba->var2_t[t] = take(ar, rows);
+                ba->mid_fc1_t[t] = take(ar, rows * blk->fc1.rt[t]);
+                ba->fc1_t[t] = take(ar, rows * hid);
+                ba->g_t[t] = take(ar, rows * hid);
+                ba->mid_fc2_t[t] = take(ar, rows * blk->fc2.rt[t]);
+                ba->out_t[t] = take(ar, n);
+            }
+        }
+        if (st->has_merge) {
+            size_t mrows = rows / 4;
+            int npaths = 1 + (m->task_paths ? m->T : 0);
+            for (int p = 0; p < npaths; p++) {
+                merge_acts *ma = &a->merge[s][p];
+                ma->gath = take(ar, mrows * 4 * C);
+                ma->normed = take(ar, mrows * 4 * C);
+                ma->normed_d = st->reduction.r && st->reduction.dropout > 0
+                                   ? take(ar, mrows * 4 * C) : ma->normed;
+                ma->mean = take(ar, mrows);
+                ma->var = take(ar, mrows);
+                ma->mid = st->reduction.r ? take(ar, mrows * st->reduction.r) : NULL;
+                ma->out = take(ar, mrows * 2 * C);
+            }
+        }
+    }
+    for (int t = 0; t < m->T; t++) {
+        decoder_acts *d = &a->dec[t];
+        const task_decoder *td = &m->dec[t];
+        size_t h0 = (size_t)m->feat_res[0], hw0 = h0 * h0;
+        for (int s = 0; s < m->L; s++) {
+            size_t hw = (size_t)m->feat_res[s] * m->feat_res[s];
+            d->tok[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
+            d->lvl[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
+            d->rs[s] = take(ar, (size_t)B * hw0 * c->decoder_channels[s]);
+        }
+        d->cat = take(ar, (size_t)B * td->csum * hw0);
+        d->h1 = take(ar, (size_t)B * 4 * td->csum * hw0);
+        d->bn_mean = take(ar, (size_t)4 * td->csum);
+        d->bn_var = take(ar, (size_t)4 * td->csum);
+        d->h2 = take(ar, (size_t)B * 4 * td->csum * hw0);
+        d->h3 = take(ar, (size_t)B * 4 * td->csum * hw0);
+        d->z = take(ar, (size_t)B * td->K * hw0);
+        d->logits = take(ar, (size_t)B * td->K * m->S * m->S);
+        d->dlogits = take(ar, (size_t)B * td->K * m->S * m->S);
+    }
+    a->tmp_img = take(ar, max_n);
+    a->tmp_win = take(ar, max_n);
+    a->tmp_base = take(ar, max_n);
+    a->tmp_base4 = take(ar, max_n4);
+}
+
+static void layout_work(mt_model *m, arena *ar, int B) {
+    grad_work *w = &m->w;
+    const mt_config *c = &m->cfg;
+    size_t max_n = 0, max_n4 = 0, max_3n = 0;
+    for (int s = 0; s < m->L; s++) {
+        const swin_stage *st = &m->stages[s];
+        size_t rows = (size_t)B * st->H * st->W, n = rows * st->dim;
+        size_t n4 = rows * (size_t)(st->dim * c->mlp_ratio);
+        if (n > max_n) max_n = n;
+        if (n4 > max_n4) max_n4 = n4;
+        if (3 * n > max_3n) max_3n = 3 * n;
+    }
+    w->d_cur = take(ar, max_n);
+    w->d_prev = take(ar, max_n);
+    for (int t = 0; t < m->T; t++) {
+        w->d_out_t[t] = take(ar, max_n);
+        for (int s = 0; s < m->L; s++)
+            w->d_feat[t][s] = take(ar, (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
+    }
+    w->d_ln1 = take(ar, max_n);
+    w->d_img = take(ar, max_n);
+    w->d_win = take(ar, max_n);
+    w->d_qkv = take(ar, max_3n);
+    w->d_ctx = take(ar, max_n);
+    w->d_dh = take(ar, max_n);
+    w->d_proj = take(ar, max_n);
+    w->s_proj = take(ar, max_n);
+    w->d_y = take(ar, max_n);
+    w->d_x1 = take(ar, max_n);
+    w->d_ln2 = take(ar, max_n);
+    w->d_ln2d = take(ar, max_n);
+    w->s_fc1 = take(ar, max_n4);
+    w->d_fc1 = take(ar, max_n4);
+    w->d_g = take(ar, max_n4);
+    w->d_gd = take(ar, max_n4);
+    w->s_fc2 = take(ar, max_n);
+    w->d_fc2 = take(ar, max_n);
+    w->t_fc2 = take(ar, max_n);
+    w->t_g = take(ar, max_n4);
+    w->t_fc1 = take(ar, max_n4);
+    w->t_ln2 = take(ar, max_n);
+    w->t_x1 = take(ar, max_n);
+    w->t_y = take(ar, max_n);
+    w->t_proj = take(ar, max_n);
+    /* merge backward: the largest merged stage (stage 0 into 1) */
+    w->m_out = take(ar, max_n / 2);
+    w->m_normed = take(ar, max_n);
+    w->m_normed_d = take(ar, max_n);
+    w->m_gath = take(ar, max_n);
+    size_t maxcs = 0, maxK = 0, maxch = 0;
+    for (int t = 0; t < m->T; t++) {
+        if ((size_t)m->dec[t].csum > maxcs) maxcs = (size_t)m->dec[t].csum;
+        if ((size_t)m->dec[t].K > maxK) maxK = (size_t)m->dec[t].K;
+    }
+    for (int s = 0; s < m->L; s++)
+        if ((size_t)c->decoder_channels[s] > maxch) maxch = (size_t)c->decoder_channels[s];
+    size_t hw0 = (size_t)m->feat_res[0] * m->feat_res[0];
+    w->dz = take(ar, (size_t)B * maxK * hw0);
+    w->dh3 = take(ar, (size_t)B * 4 * maxcs * hw0);
+    w->dh2 = take(ar, (size_t)B * 4 * maxcs * hw0);
+    w->dh1 = take(ar, (size_t)B * 4 * maxcs * hw0);
+    w->dcat = take(ar, (size_t)B * maxcs * hw0);
+    w->drs = take(ar, (size_t)B * maxch * hw0);
+    w->dlvl = take(ar, (size_t)B * maxch * hw0);
+    w->dtok = take(ar, (size_t)B * maxch * hw0);
+}
+
+void model_free_acts(mt_model *m) {
+    free(m->act_mem);
+    free(m->work_mem);
+    m->act_mem = m->work_mem = NULL;
+    m->B = 0;
+    m->trained_forward = m->have_loss_grad = 0;
+}
+
+mt_status model_alloc_acts(mt_model *m, mt_ctx *ctx, int B) {
+    if (m->B == B && m->act_mem) return MT_OK;
+    model_free_acts(m);
+    arena a = {NULL, 0}, w = {NULL, 0};
+    layout_acts(m, &a, B);
+    layout_work(m, &w, B);
+    m->act_mem = aligned_alloc(64, a.used);
+    m->work_mem = aligned_alloc(64, w.used);
+    if (!m->act_mem || !m->work_mem) {
+        model_free_acts(m);
+        return mt_fail(ctx, MT_ERR_NOMEM,
+                       "model: cannot allocate activations for batch %d (%.1f MB + %.1f MB)", B,
+                       a.used / 1e6, w.used / 1e6);
+    }
+    a.base = m->act_mem;
+    a.used = 0;
+    w.base = m->work_mem;
+    w.used = 0;
+    layout_acts(m, &a, B);
+    layout_work(m, &w, B);
+    m->B = B;
+    return MT_OK;
+}
