@@ -1,6 +1,7 @@
 /* model.c - mt_model: creation, the forward through patch embedding,
  * stages, patch merging (shared and per task) and decoders, the weighted
  * multi-task loss, and the backward in reverse. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,21 @@ mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uin
             if ((st = swin_attn_mask(ctx, blk->mask, blk->H, blk->W, blk->ws, blk->shift))) goto fail;
         }
     if ((st = model_init_params(m, ctx, seed))) goto fail;
+    if (m->task_paths) {
+        /* With task paths the last block's shared output feeds nothing, so
+         * its shared fc2 LoRA never gets a gradient (PyTorch: grad None). */
+        const swin_stage *ls = &m->stages[m->L - 1];
+        const lora_linear *f2 = &ls->blocks[ls->depth - 1].fc2;
+        if (f2->r && f2->A.g) {
+            char n[MT_PARAM_NAME_LEN];
+            const char *ab[2] = {"A", "B"};
+            for (int k = 0; k < 2; k++) {
+                snprintf(n, sizeof n, "backbone.layers.%d.blocks.%d.mlp.fc2.lora_shared_%s",
+                         m->L - 1, ls->depth - 1, ab[k]);
+                if ((st = param_bank_set_no_grad(ctx, &m->bank, n))) goto fail;
+            }
+        }
+    }
     *out = m;
     return MT_OK;
 fail:

@@ -106,12 +106,24 @@ float *param_bank_grad(const param_bank *bank, const param_entry *e) {
     return e->kind == MT_PARAM_TRAINABLE && bank->grads ? bank->grads + e->offset : NULL;
 }
 
+mt_status param_bank_set_no_grad(mt_ctx *ctx, param_bank *bank, const char *name) {
+    for (int i = 0; i < bank->count; i++)
+        if (!strcmp(bank->entries[i].name, name)) {
+            if (bank->entries[i].kind != MT_PARAM_TRAINABLE)
+                return mt_fail(ctx, MT_ERR_ARG, "param_bank_set_no_grad: %s does not train", name);
+            bank->entries[i].no_grad = 1;
+            return MT_OK;
+        }
+    return mt_fail(ctx, MT_ERR_ARG, "param_bank_set_no_grad: no tensor %s", name);
+}
+
 int param_bank_adamw_groups(const param_bank *bank, float wd, adamw_group *groups, int max) {
     int n = 0, cur_decay = -1;
+    size_t next = (size_t)-1; /* offset where the current run would continue */
     for (int i = 0; i < bank->count; i++) {
         const param_entry *e = &bank->entries[i];
-        if (e->kind != MT_PARAM_TRAINABLE) continue;
-        if (e->decay != cur_decay) {
+        if (e->kind != MT_PARAM_TRAINABLE || e->no_grad) continue;
+        if (e->decay != cur_decay || e->offset != next) {
             if (n < max) {
                 groups[n].offset = e->offset;
                 groups[n].count = 0;
@@ -121,6 +133,7 @@ int param_bank_adamw_groups(const param_bank *bank, float wd, adamw_group *group
             cur_decay = e->decay;
         }
         if (n <= max) groups[n - 1].count += e->count;
+        next = e->offset + e->count;
     }
     return n;
 }

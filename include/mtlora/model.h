@@ -72,4 +72,26 @@ typedef struct {
 } mt_flops;
 mt_flops mt_model_flops(const mt_model *m);
 
+/* ---- weights in safetensors (io/model_io.c) --------------------------
+ * Saved: every parameter and buffer under its official state-dict name,
+ * including BatchNorm running statistics and num_batches_tracked, the
+ * relative_position_index and attn_mask buffers, so the file loads into the
+ * official PyTorch model with strict=True. */
+mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path);
+
+typedef enum {
+    MT_LOAD_CHECKPOINT, /* a whole-model file: every tensor must match */
+    MT_LOAD_PRETRAINED  /* an ImageNet Swin file (plain names, with or without
+                           "backbone."): initialises the encoder; LoRA,
+                           decoders, norm.* and head.* are expected absent */
+} mt_load_mode;
+
+/* Loads weights. Missing, unexpected and wrongly shaped tensors are listed
+ * by name in the context's error (and nothing is half-applied: the model
+ * is only changed when the whole file checks out). */
+mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode mode);
+
+/* Writes the gradient of every trainable tensor under its official name. */
+mt_status mt_model_save_grads(mt_model *m, mt_ctx *ctx, const char *path, double loss);
+
 #endif

@@ -28,6 +28,9 @@ typedef struct {
     size_t offset, count; /* into the allocation of its kind */
     mt_param_kind kind;
     int decay;            /* AdamW weight decay applies (0 for norms, biases) */
+    int no_grad;          /* trainable but never reached by the loss: like a
+                             PyTorch parameter whose grad stays None, the
+                             optimizer leaves it alone */
 } param_entry;
 
 typedef struct {
@@ -53,9 +56,13 @@ const param_entry *param_bank_find(const param_bank *bank, const char *name);
 float *param_bank_value(const param_bank *bank, const param_entry *e);
 float *param_bank_grad(const param_bank *bank, const param_entry *e);
 
+/* Marks a trainable tensor as never receiving a gradient. */
+mt_status param_bank_set_no_grad(mt_ctx *ctx, param_bank *bank, const char *name);
+
 /* AdamW groups over the trainable buffer: maximal runs of tensors with the
- * same decay flag, weight decay `wd` or 0. Writes at most `max` groups and
- * returns how many the bank needs (call with max 0 to size the array). */
+ * same decay flag, weight decay `wd` or 0, leaving out no_grad tensors.
+ * Writes at most `max` groups and returns how many the bank needs (call
+ * with max 0 to size the array). */
 int param_bank_adamw_groups(const param_bank *bank, float wd, adamw_group *groups, int max);
 
 #endif

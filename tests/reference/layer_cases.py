@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bundle import write_bundle  # noqa: E402
+from ref_ops import (attention_core, balanced_bce, ce_loss, normals_loss,  # noqa: E402
+                     rel_index, shifted_mask, window_partition)
 
 torch.manual_seed(1234)
 OUT = sys.argv[1]
@@ -74,41 +76,7 @@ for i, (rows, cols) in enumerate([(30, 49), (7, 1000)]):
     emit(f"softmax_{i}", dict(dims=[rows, cols], inp=x, dout=dout, out=out, dinp=dx))
 
 
-# ---- Swin window geometry (written from the Swin paper's code structure) ----
-def window_partition(x, ws):
-    B, H, W, C = x.shape
-    x = x.view(B, H // ws, ws, W // ws, ws, C)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, ws * ws, C)
-
-
-def window_reverse(win, ws, B, H, W):
-    x = win.view(B, H // ws, W // ws, ws, ws, -1)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(B, H, W, -1)
-
-
-def shifted_mask(H, W, ws, shift):
-    img = torch.zeros(1, H, W, 1, dtype=torch.float64)
-    cnt = 0
-    sl = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
-    for h in sl:
-        for w in sl:
-            img[:, h, w, :] = cnt
-            cnt += 1
-    mw = window_partition(img, ws).squeeze(-1)
-    m = mw.unsqueeze(1) - mw.unsqueeze(2)
-    return m.masked_fill(m != 0, -100.0).masked_fill(m == 0, 0.0)
-
-
-def rel_index(ws):
-    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij"))
-    flat = coords.flatten(1)
-    rel = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
-    rel[:, :, 0] += ws - 1
-    rel[:, :, 1] += ws - 1
-    rel[:, :, 0] *= 2 * ws - 1
-    return rel.sum(-1)
-
-
+# ---- Swin window geometry --------------------------------------------------
 for i, (B, H, W, C, ws, shift) in enumerate([(2, 14, 14, 5, 7, 3), (1, 8, 12, 3, 4, 2)]):
     x = rnd(B, H, W, C)
     win = window_partition(x, ws)
@@ -123,22 +91,6 @@ for i, (B, H, W, C, ws, shift) in enumerate([(2, 14, 14, 5, 7, 3), (1, 8, 12, 3,
 
 
 # ---- window attention core -------------------------------------------------
-def attention_core(qkv, table, mask, ws, C, heads):
-    B_, N, _ = qkv.shape
-    hd = C // heads
-    q, k, v = qkv.reshape(B_, N, 3, heads, hd).permute(2, 0, 3, 1, 4)
-    q = q * hd ** -0.5
-    attn = q @ k.transpose(-2, -1)
-    bias = table[rel_index(ws).view(-1)].view(N, N, -1).permute(2, 0, 1)
-    attn = attn + bias.unsqueeze(0)
-    if mask is not None:
-        nW = mask.shape[0]
-        attn = attn.view(B_ // nW, nW, heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
-        attn = attn.view(-1, heads, N, N)
-    attn = F.softmax(attn, dim=-1)
-    return (attn @ v).transpose(1, 2).reshape(B_, N, C), attn
-
-
 for i, (B, H, ws, C, heads, shift) in enumerate([(2, 14, 7, 48, 3, 3), (1, 8, 4, 32, 2, 0),
                                                   (3, 7, 7, 24, 2, 0)]):
     nW = (H // ws) ** 2
@@ -214,34 +166,6 @@ for i, (B, C, hi, wi, ho, wo) in enumerate([(2, 3, 7, 7, 28, 28), (2, 3, 28, 28,
 
 
 # ---- losses, as mtl_loss_schemes.py defines them ----------------------------
-def ce_loss(out, label):
-    return F.nll_loss(F.log_softmax(out, dim=1), label.long(), ignore_index=255)
-
-
-def balanced_bce(output, label, pos_weight=None):
-    labels = torch.ge(label, 0.5).double()
-    if pos_weight is None:
-        npos = labels.sum()
-        nneg = (1.0 - labels).sum()
-        w = nneg / (npos + nneg)
-    else:
-        w = pos_weight
-    gt0 = torch.ge(output, 0).double()
-    val = output * (labels - gt0) - torch.log(1 + torch.exp(output - 2 * output * gt0))
-    lp = torch.sum(-labels * val)
-    ln = torch.sum(-(1.0 - labels) * val)
-    return (w * lp + (1 - w) * ln) / float(np.prod(label.size()))
-
-
-def normals_loss(out, label):
-    mask = label != 255
-    n_valid = torch.sum(mask).item()
-    qn = torch.norm(out, p=2, dim=1).unsqueeze(1) + 1e-12
-    o = out / qn
-    loss = F.l1_loss(torch.masked_select(o, mask), torch.masked_select(label, mask), reduction="sum")
-    return loss / max(n_valid, 1e-6)
-
-
 for i, (B, K, H) in enumerate([(2, 21, 16), (1, 7, 9)]):
     logits = rnd(B, K, H, H, scale=2.0)
     lab = torch.randint(0, K, (B, H, H)).double()
