@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include "ctx_internal.h"
 
 mt_status mt_fail(mt_ctx *ctx, mt_status st, const char *fmt, ...) {
@@ -48,6 +49,7 @@ fail:
 
 static void prim_free(mt_prim *p) {
     if (!p) return;
+    if (p->scratch_mem) dnnl_memory_destroy(p->scratch_mem);
     for (int i = 0; i < p->nargs; i++)
         if (p->mems[i]) dnnl_memory_destroy(p->mems[i]);
     if (p->prim) dnnl_primitive_destroy(p->prim);
@@ -61,6 +63,7 @@ void mt_ctx_destroy(mt_ctx *ctx) {
         free(ctx->prims);
     }
     for (int i = 0; i < MT_SCRATCH_SLOTS; i++) free(ctx->scratch[i]);
+    free(ctx->dnnl_scratch);
     if (ctx->stream) dnnl_stream_destroy(ctx->stream);
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     free(ctx);
@@ -163,6 +166,13 @@ static mt_status prim_build_from_pd(mt_ctx *ctx, const char *what, const char *k
                        what, key, (int)s);
     }
     dnnl_primitive_get_primitive_desc(p->prim, &p->pd);
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
+    p->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (p->scratch_bytes &&
+        dnnl_memory_create(&p->scratch_mem, smd, ctx->engine, DNNL_MEMORY_NONE) != dnnl_success) {
+        prim_free(p);
+        return mt_fail(ctx, MT_ERR_DNNL, "%s: no scratchpad memory for [%s]", what, key);
+    }
     p->nargs = nargs;
     for (int i = 0; i < nargs; i++) {
         p->arg_ids[i] = arg_ids[i];
@@ -182,13 +192,31 @@ static mt_status prim_build_from_pd(mt_ctx *ctx, const char *what, const char *k
     return MT_OK;
 }
 
+/* The attribute every primitive is built with: the caller's (copied) or a
+ * fresh one, with the scratchpad in user mode. Caller destroys it. */
+static mt_status user_scratch_attr(mt_ctx *ctx, const char *what, const_dnnl_primitive_attr_t in,
+                                   dnnl_primitive_attr_t *out) {
+    *out = NULL;
+    dnnl_status_t s = in ? dnnl_primitive_attr_clone(out, in) : dnnl_primitive_attr_create(out);
+    if (s != dnnl_success) return mt_fail(ctx, MT_ERR_DNNL, "%s: cannot create attributes", what);
+    if (dnnl_primitive_attr_set_scratchpad_mode(*out, dnnl_scratchpad_mode_user) != dnnl_success) {
+        dnnl_primitive_attr_destroy(*out);
+        *out = NULL;
+        return mt_fail(ctx, MT_ERR_DNNL, "%s: cannot set the scratchpad mode", what);
+    }
+    return MT_OK;
+}
+
 mt_status mt_prim_build(mt_ctx *ctx, const char *what, const char *key,
                         const_dnnl_op_desc_t op_desc,
-                        const_dnnl_primitive_attr_t attr,
+                        const_dnnl_primitive_attr_t attr_in,
                         const_dnnl_primitive_desc_t hint,
                         const int *arg_ids, int nargs, mt_prim **out) {
     dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr;
+    MT_CHECK(user_scratch_attr(ctx, what, attr_in, &attr));
     dnnl_status_t s = dnnl_primitive_desc_create(&pd, op_desc, attr, ctx->engine, hint);
+    dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success)
         return mt_fail(ctx, MT_ERR_DNNL,
                        "%s: oneDNN has no implementation for [%s] (status %d)", what, key, (int)s);
@@ -214,12 +242,15 @@ mt_status mt_reorder(mt_ctx *ctx, const char *what, float *dst, const int64_t *d
         dnnl_memory_desc_t smd, dmd;
         MT_DNNL(ctx, what, dnnl_memory_desc_init_by_strides(&smd, ndims, d, dnnl_f32, ss));
         MT_DNNL(ctx, what, dnnl_memory_desc_init_by_strides(&dmd, ndims, d, dnnl_f32, ds));
-        dnnl_primitive_attr_t attr = NULL;
-        if (accumulate) MT_CHECK(mt_attr_accumulate(ctx, what, 1.0f, &attr));
+        dnnl_primitive_attr_t acc = NULL, attr = NULL;
+        if (accumulate) MT_CHECK(mt_attr_accumulate(ctx, what, 1.0f, &acc));
+        mt_status ast = user_scratch_attr(ctx, what, acc, &attr);
+        if (acc) dnnl_primitive_attr_destroy(acc);
+        MT_CHECK(ast);
         dnnl_primitive_desc_t pd = NULL;
         dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, &smd, ctx->engine, &dmd,
                                                              ctx->engine, attr);
-        if (attr) dnnl_primitive_attr_destroy(attr);
+        dnnl_primitive_attr_destroy(attr);
         if (s != dnnl_success)
             return mt_fail(ctx, MT_ERR_DNNL, "%s: oneDNN has no reorder for [%s] (status %d)",
                            what, key, (int)s);
@@ -231,14 +262,30 @@ mt_status mt_reorder(mt_ctx *ctx, const char *what, float *dst, const int64_t *d
 }
 
 mt_status mt_prim_run(mt_ctx *ctx, const char *what, mt_prim *p, void *const *ptrs) {
-    dnnl_exec_arg_t args[MT_PRIM_MAX_ARGS];
+    dnnl_exec_arg_t args[MT_PRIM_MAX_ARGS + 1];
     for (int i = 0; i < p->nargs; i++) {
         if (dnnl_memory_set_data_handle(p->mems[i], ptrs[i]) != dnnl_success)
             return mt_fail(ctx, MT_ERR_DNNL, "%s: cannot bind argument %d", what, p->arg_ids[i]);
         args[i].arg = p->arg_ids[i];
         args[i].memory = p->mems[i];
     }
-    MT_DNNL(ctx, what, dnnl_primitive_execute(p->prim, ctx->stream, p->nargs, args));
+    int nargs = p->nargs;
+    if (p->scratch_bytes) {
+        if (ctx->dnnl_scratch_bytes < p->scratch_bytes) {
+            size_t bytes = (p->scratch_bytes + 4095) & ~(size_t)4095;
+            void *buf = aligned_alloc(4096, bytes);
+            if (!buf) return mt_fail(ctx, MT_ERR_NOMEM, "%s: scratchpad of %zu bytes", what, bytes);
+            free(ctx->dnnl_scratch);
+            ctx->dnnl_scratch = buf;
+            ctx->dnnl_scratch_bytes = bytes;
+        }
+        if (dnnl_memory_set_data_handle(p->scratch_mem, ctx->dnnl_scratch) != dnnl_success)
+            return mt_fail(ctx, MT_ERR_DNNL, "%s: cannot bind the scratchpad", what);
+        args[nargs].arg = DNNL_ARG_SCRATCHPAD;
+        args[nargs].memory = p->scratch_mem;
+        nargs++;
+    }
+    MT_DNNL(ctx, what, dnnl_primitive_execute(p->prim, ctx->stream, nargs, args));
     MT_DNNL(ctx, what, dnnl_stream_wait(ctx->stream));
     return MT_OK;
 }
@@ -246,6 +293,28 @@ mt_status mt_prim_run(mt_ctx *ctx, const char *what, mt_prim *p, void *const *pt
 void mt_add_inplace(float *dst, const float *src, size_t n) {
     #pragma omp parallel for if (n > 65536) schedule(static)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+enum { SPLIT_MIN = 1 << 16 };
+
+void mt_zero(float *dst, size_t n) {
+    if (n < SPLIT_MIN) { memset(dst, 0, n * sizeof(float)); return; }
+    #pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        size_t chunk = (n + (size_t)nt - 1) / (size_t)nt, a = chunk * (size_t)id;
+        if (a < n) memset(dst + a, 0, (a + chunk > n ? n - a : chunk) * sizeof(float));
+    }
+}
+
+void mt_copy(float *dst, const float *src, size_t n) {
+    if (n < SPLIT_MIN) { memcpy(dst, src, n * sizeof(float)); return; }
+    #pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        size_t chunk = (n + (size_t)nt - 1) / (size_t)nt, a = chunk * (size_t)id;
+        if (a < n) memcpy(dst + a, src + a, (a + chunk > n ? n - a : chunk) * sizeof(float));
+    }
 }
 
 mt_status mt_attr_accumulate(mt_ctx *ctx, const char *what, float out_scale,

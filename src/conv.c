@@ -1,7 +1,15 @@
 /* conv.c - 2-D convolution without padding on oneDNN (patch embedding and
- * the decoders' 1x1 convolutions). User layouts are plain NCHW / OIHW, so no
- * reorders happen outside oneDNN; the output may be NHWC, which is the token
- * layout Swin wants after the patch embedding. */
+ * the decoders' 1x1 convolutions). User layouts are plain NCHW / OIHW; the
+ * output may be NHWC, which is the token layout Swin wants after the patch
+ * embedding.
+ *
+ * A convolution whose stride equals its kernel (the patch embedding) is a
+ * linear layer on non-overlapping patches: one reorder gathers the patches
+ * and a matmul does the rest. oneDNN 2.6 has no optimised kernel for a
+ * 3-channel NCHW input with a 4x4/4 kernel and falls back to its reference
+ * implementation, which cost two seconds per Swin-T 448 step. */
+#include <string.h>
+
 #include "ctx_internal.h"
 #include "mtlora/layers.h"
 
@@ -47,6 +55,19 @@ static mt_status conv_fwd_prim(mt_ctx *ctx, const char *what, int B, int Cin, in
     return mt_prim_build(ctx, what, key, &d, NULL, NULL, ids, has_bias ? 4 : 3, out);
 }
 
+static int patch_path(int k, int stride, int out_nhwc) { return k == stride && k > 1 && out_nhwc; }
+
+/* patches[B*Ho*Wo, Cin*k*k] (+)= the k x k blocks of inp, or the adjoint. */
+static mt_status patch_move(mt_ctx *ctx, float *patches, float *img, int B, int Cin, int H, int W,
+                            int k, int to_patches, int accumulate) {
+    const int64_t Ho = H / k, Wo = W / k, K = (int64_t)Cin * k * k;
+    const int64_t dims[6] = {B, Ho, Wo, Cin, k, k};
+    const int64_t is[6] = {(int64_t)Cin * H * W, (int64_t)k * W, k, (int64_t)H * W, W, 1};
+    const int64_t ps[6] = {Ho * Wo * K, Wo * K, K, (int64_t)k * k, k, 1};
+    if (to_patches) return mt_reorder(ctx, "conv2d", patches, ps, img, is, 6, dims, accumulate);
+    return mt_reorder(ctx, "conv2d", img, is, patches, ps, 6, dims, accumulate);
+}
+
 mt_status conv2d_forward(mt_ctx *ctx, float *out, const float *inp, const float *weight,
                          const float *bias, int B, int Cin, int H, int W, int Cout,
                          int k, int stride, int out_nhwc) {
@@ -55,6 +76,13 @@ mt_status conv2d_forward(mt_ctx *ctx, float *out, const float *inp, const float 
     MT_NEED_PTR(ctx, what, inp);
     MT_NEED_PTR(ctx, what, weight);
     MT_CHECK(conv_check(ctx, what, B, Cin, H, W, Cout, k, stride));
+    if (patch_path(k, stride, out_nhwc)) {
+        const int rows = B * (H / k) * (W / k), K = Cin * k * k;
+        float *patches = mt_scratch(ctx, MT_SCRATCH_PATCH0, (size_t)rows * K * sizeof(float));
+        if (!patches) return MT_ERR_NOMEM;
+        MT_CHECK(patch_move(ctx, patches, (float *)inp, B, Cin, H, W, k, 1, 0));
+        return linear_forward(ctx, out, patches, weight, bias, rows, K, Cout);
+    }
     mt_prim *p;
     MT_CHECK(conv_fwd_prim(ctx, what, B, Cin, H, W, Cout, k, stride, out_nhwc, bias != NULL, &p));
     void *ptrs[4] = {(void *)inp, (void *)weight, out, (void *)bias};
@@ -71,6 +99,26 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
     /* The forward hint must match the forward that ran: with a bias exactly
      * when a bias gradient is asked for (a frozen bias still had one). */
     int has_bias = dbias != NULL;
+    if (patch_path(k, stride, out_nhwc)) {
+        if (!dinp && !dweight && !dbias) return MT_OK;
+        const int rows = B * (H / k) * (W / k), K = Cin * k * k;
+        float *patches = NULL, *dpatches = NULL;
+        if (dweight) {
+            MT_NEED_PTR(ctx, what, inp);
+            patches = mt_scratch(ctx, MT_SCRATCH_PATCH0, (size_t)rows * K * sizeof(float));
+            if (!patches) return MT_ERR_NOMEM;
+            MT_CHECK(patch_move(ctx, patches, (float *)inp, B, Cin, H, W, k, 1, 0));
+        }
+        if (dinp) {
+            MT_NEED_PTR(ctx, what, weight);
+            dpatches = mt_scratch(ctx, MT_SCRATCH_PATCH1, (size_t)rows * K * sizeof(float));
+            if (!dpatches) return MT_ERR_NOMEM;
+            mt_zero(dpatches, (size_t)rows * K);
+        }
+        MT_CHECK(linear_backward(ctx, dpatches, dweight, dbias, dout, patches, weight, rows, K, Cout));
+        if (dinp) MT_CHECK(patch_move(ctx, dpatches, dinp, B, Cin, H, W, k, 0, 1));
+        return MT_OK;
+    }
     conv_mds m;
     conv_describe(&m, B, Cin, H, W, Cout, k, stride, out_nhwc);
     char key[MT_PRIM_KEY_LEN];

@@ -26,6 +26,8 @@ enum {
     MT_SCRATCH_ATTN0,     /* window attention */
     MT_SCRATCH_ATTN1,
     MT_SCRATCH_LORA,      /* low-rank update backward */
+    MT_SCRATCH_PATCH0,    /* non-overlapping convolution: patches, their grads */
+    MT_SCRATCH_PATCH1,
     MT_SCRATCH_COMP0,     /* composite layers (patch embed / merging) */
     MT_SCRATCH_COMP1,
     MT_SCRATCH_SLOTS
@@ -39,6 +41,8 @@ typedef struct mt_prim {
     int nargs;
     int arg_ids[MT_PRIM_MAX_ARGS];
     dnnl_memory_t mems[MT_PRIM_MAX_ARGS]; /* handles set per call */
+    size_t scratch_bytes;                 /* oneDNN's own temporaries */
+    dnnl_memory_t scratch_mem;
 } mt_prim;
 
 struct mt_ctx {
@@ -49,6 +53,11 @@ struct mt_ctx {
     long hits, created;
     void *scratch[MT_SCRATCH_SLOTS];
     size_t scratch_bytes[MT_SCRATCH_SLOTS];
+    /* One scratchpad for every primitive (user mode): oneDNN's
+     * library-managed scratchpad is allocated per execution, and for Swin's
+     * large matmuls that meant mmap, page faults and munmap on every call. */
+    void *dnnl_scratch;
+    size_t dnnl_scratch_bytes;
     char err[MT_ERRMSG_LEN];
 };
 
@@ -93,6 +102,12 @@ void mt_prim_key(char *buf, const char *fmt, ...)
 /* dst[i] += src[i] for n floats (used where oneDNN overwrites a result that
  * our backward convention accumulates). */
 void mt_add_inplace(float *dst, const float *src, size_t n);
+
+/* memset(0) and memcpy for large float buffers, split over the OpenMP
+ * threads (glibc's are single-threaded, and on two cores the other one
+ * would wait). */
+void mt_zero(float *dst, size_t n);
+void mt_copy(float *dst, const float *src, size_t n);
 
 /* An attribute with one sum post-op (dst = op(...) + dst), for results that
  * accumulate into existing gradients. Caller destroys it. */

@@ -67,17 +67,17 @@ mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
     grad_work *w = &m->w;
     const int h0 = m->feat_res[0], hw0 = h0 * h0, cs = d->csum, C4 = 4 * cs;
     const size_t nh = (size_t)B * C4 * hw0;
-    memset(w->dz, 0, (size_t)B * d->K * hw0 * sizeof(float));
+    mt_zero(w->dz, (size_t)B * d->K * hw0);
     MT_CHECK(resize_bilinear_backward(ctx, w->dz, a->dlogits, B, d->K, h0, h0, m->S, m->S));
-    memset(w->dh3, 0, nh * sizeof(float));
+    mt_zero(w->dh3, nh);
     MT_CHECK(conv2d_backward(ctx, w->dh3, d->c2_w.g, d->c2_b.g, w->dz, a->h3, d->c2_w.v, B, C4,
                              h0, h0, d->K, 1, 1, 0));
-    memset(w->dh2, 0, nh * sizeof(float));
+    mt_zero(w->dh2, nh);
     MT_CHECK(relu_backward(ctx, w->dh2, w->dh3, a->h2, nh));
-    memset(w->dh1, 0, nh * sizeof(float));
+    mt_zero(w->dh1, nh);
     MT_CHECK(batchnorm_backward(ctx, w->dh1, d->bn_w.g, d->bn_b.g, w->dh2, a->h1, a->bn_mean,
                                 a->bn_var, d->bn_w.v, d->bn_b.v, B, C4, hw0));
-    memset(w->dcat, 0, (size_t)B * cs * hw0 * sizeof(float));
+    mt_zero(w->dcat, (size_t)B * cs * hw0);
     MT_CHECK(conv2d_backward(ctx, w->dcat, d->c1_w.g, d->c1_b.g, w->dh1, a->cat, d->c1_w.v, B, cs,
                              h0, h0, C4, 1, 1, 0));
     int off = 0;
@@ -88,7 +88,7 @@ mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
             MT_CHECK(move(ctx, w->dtok, LAY_TOKENS, slice, LAY_SLICE, B, ch, hw, cs));
         } else {
             MT_CHECK(move(ctx, w->drs, LAY_NCHW, slice, LAY_SLICE, B, ch, hw0, cs));
-            memset(w->dlvl, 0, (size_t)B * ch * hw * sizeof(float));
+            mt_zero(w->dlvl, (size_t)B * ch * hw);
             MT_CHECK(resize_bilinear_backward(ctx, w->dlvl, w->drs, B, ch, h, h, h0, h0));
             MT_CHECK(move(ctx, w->dtok, LAY_TOKENS, w->dlvl, LAY_NCHW, B, ch, hw, cs));
         }

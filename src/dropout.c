@@ -10,16 +10,35 @@ static mt_status p_check(mt_ctx *ctx, const char *what, float p) {
     return MT_OK;
 }
 
-/* out (+)= inp * keep(i) / (1 - p); `per` elements share one decision. */
+/* Element i of a dropout is kept when lane i % 4 (16 bits) of the draw
+ * (seed, offset + i / 4) is at least p * 65536: one 64-bit draw serves four
+ * elements. Drop path (`per` > 1) draws once per sample, with its full 24-bit
+ * uniform. Either way the mask is a pure function of (seed, offset, i). */
+static inline int keep_element(uint64_t seed, uint64_t offset, size_t i, uint32_t thresh16) {
+    uint64_t bits = mt_rng_bits(seed, offset + i / 4);
+    return (uint32_t)((bits >> (16 * (i % 4))) & 0xffffu) >= thresh16;
+}
+
+/* out (+)= inp * keep / (1 - p). */
 static void masked_scale(float *out, const float *inp, size_t n, size_t per, float p,
                          uint64_t seed, uint64_t offset, int accumulate) {
     const float keep_scale = 1.0f / (1.0f - p);
+    if (per > 1) {
+        const size_t groups = n / per;
+        for (size_t gi = 0; gi < groups; gi++) {
+            float keep = mt_rng_uniform(seed, offset + gi) >= p ? keep_scale : 0.0f;
+            float *o = out + gi * per;
+            const float *x = inp + gi * per;
+            #pragma omp parallel for schedule(static) if (per > 65536)
+            for (size_t i = 0; i < per; i++) o[i] = accumulate ? o[i] + x[i] * keep : x[i] * keep;
+        }
+        return;
+    }
+    const uint32_t thresh16 = (uint32_t)(p * 65536.0f + 0.5f);
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) {
-        float keep = mt_rng_uniform(seed, offset + i / per) >= p ? keep_scale : 0.0f;
-        float v = inp[i] * keep;
-        if (accumulate) out[i] += v;
-        else out[i] = v;
+        float keep = keep_element(seed, offset, i, thresh16) ? keep_scale : 0.0f;
+        out[i] = accumulate ? out[i] + inp[i] * keep : inp[i] * keep;
     }
 }
 

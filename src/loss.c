@@ -22,59 +22,53 @@ mt_status softmax_ce_loss(mt_ctx *ctx, double *loss, float *dlogits, const float
     MT_NEED_PTR(ctx, what, loss);
     MT_NEED_PTR(ctx, what, logits);
     MT_NEED_PTR(ctx, what, labels);
-    MT_NEED_DIMS(ctx, what, B > 0 && K > 0 && HW > 0, "B=%d K=%d HW=%zu", B, K, HW);
+    MT_NEED_DIMS(ctx, what, B > 0 && K > 0 && K <= 256 && HW > 0, "B=%d K=%d HW=%zu", B, K, HW);
     size_t n = (size_t)B * HW, nb = nblocks(n);
-    double *part = mt_scratch(ctx, MT_SCRATCH_PRIM0, 2 * nb * sizeof(double));
+    double *part = mt_scratch(ctx, MT_SCRATCH_PRIM0, nb * sizeof(double));
     if (!part) return MT_ERR_NOMEM;
-    double *nvalid_part = part + nb;
+    /* Pass 1 over the labels only: the count of valid pixels scales every
+     * gradient, and labels are checked before anything is written. */
+    size_t nvalid = 0;
     int bad = -1;
-    #pragma omp parallel for schedule(static)
-    for (size_t blk = 0; blk < nb; blk++) {
-        double s = 0.0, cnt = 0.0;
-        size_t end = (blk + 1) * BLOCK < n ? (blk + 1) * BLOCK : n;
-        for (size_t i = blk * BLOCK; i < end; i++) {
-            int lab = labels[i];
-            if (lab == MT_IGNORE_LABEL) continue;
-            if (lab >= K) {
-                #pragma omp atomic write
-                bad = lab;
-                continue;
-            }
-            const float *x = logits + (i / HW) * K * HW + i % HW;
-            float mx = x[0];
-            for (int k = 1; k < K; k++) mx = fmaxf(mx, x[(size_t)k * HW]);
-            double z = 0.0;
-            for (int k = 0; k < K; k++) z += exp((double)x[(size_t)k * HW] - mx);
-            s += log(z) + mx - x[(size_t)lab * HW];
-            cnt += 1.0;
-        }
-        part[blk] = s;
-        nvalid_part[blk] = cnt;
+    for (size_t i = 0; i < n; i++) {
+        int lab = labels[i];
+        if (lab == MT_IGNORE_LABEL) continue;
+        if (lab >= K) { bad = lab; break; }
+        nvalid++;
     }
     if (bad >= 0)
         return mt_fail(ctx, MT_ERR_ARG, "%s: label %d out of range for %d classes (255 = ignore)",
                        what, bad, K);
-    double nvalid = sum_parts(nvalid_part, nb);
-    if (nvalid == 0.0) { *loss = 0.0; return MT_OK; }
-    *loss = sum_parts(part, nb) / nvalid;
-    if (!dlogits) return MT_OK;
-    const double g = grad_scale / nvalid;
+    if (nvalid == 0) { *loss = 0.0; return MT_OK; }
+    /* Pass 2: log-softmax per pixel, loss and gradient together. */
+    const float g = (float)((double)grad_scale / (double)nvalid);
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        int lab = labels[i];
-        if (lab == MT_IGNORE_LABEL) continue;
-        size_t base = (i / HW) * K * HW + i % HW;
-        const float *x = logits + base;
-        float *dx = dlogits + base;
-        float mx = x[0];
-        for (int k = 1; k < K; k++) mx = fmaxf(mx, x[(size_t)k * HW]);
-        double z = 0.0;
-        for (int k = 0; k < K; k++) z += exp((double)x[(size_t)k * HW] - mx);
-        for (int k = 0; k < K; k++) {
-            double p = exp((double)x[(size_t)k * HW] - mx) / z;
-            dx[(size_t)k * HW] += (float)(g * (p - (k == lab ? 1.0 : 0.0)));
+    for (size_t blk = 0; blk < nb; blk++) {
+        double s = 0.0;
+        float e[256];
+        size_t end = (blk + 1) * BLOCK < n ? (blk + 1) * BLOCK : n;
+        for (size_t i = blk * BLOCK; i < end; i++) {
+            int lab = labels[i];
+            if (lab == MT_IGNORE_LABEL) continue;
+            size_t base = (i / HW) * K * HW + i % HW;
+            const float *x = logits + base;
+            float mx = x[0];
+            for (int k = 1; k < K; k++) mx = fmaxf(mx, x[(size_t)k * HW]);
+            float z = 0.0f;
+            for (int k = 0; k < K; k++) {
+                e[k] = expf(x[(size_t)k * HW] - mx);
+                z += e[k];
+            }
+            s += (double)logf(z) + mx - x[(size_t)lab * HW];
+            if (dlogits) {
+                float *dx = dlogits + base, inv = 1.0f / z;
+                for (int k = 0; k < K; k++)
+                    dx[(size_t)k * HW] += g * (e[k] * inv - (k == lab ? 1.0f : 0.0f));
+            }
         }
+        part[blk] = s;
     }
+    *loss = sum_parts(part, nb) / (double)nvalid;
     return MT_OK;
 }
 

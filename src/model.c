@@ -113,12 +113,12 @@ static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_a
     const int C = st->dim, mrows = B * (st->H / 2) * (st->W / 2);
     const size_t nn = (size_t)mrows * 4 * C;
     const lora_linear *red = &st->reduction;
-    memset(w->m_normed, 0, nn * sizeof(float));
+    mt_zero(w->m_normed, nn);
     MT_CHECK(shared_lora_backward(ctx, red, w->m_normed, w->m_normed_d, d_out, ma->normed_d,
                                   ma->mid, mrows, training, seed, site));
     MT_CHECK(linear_backward(ctx, w->m_normed, red->w.g, NULL, d_out, ma->normed, red->w.v, mrows,
                              4 * C, 2 * C));
-    memset(w->m_gath, 0, nn * sizeof(float));
+    mt_zero(w->m_gath, nn);
     MT_CHECK(layernorm_backward(ctx, w->m_gath, st->mnorm_w.g, st->mnorm_b.g, w->m_normed, ma->gath,
                                 ma->mean, ma->var, st->mnorm_w.v, st->mnorm_b.v, mrows, 4 * C));
     return patch_merge_gather_backward(ctx, d_src, w->m_gath, B, st->H, st->W, C);
@@ -188,7 +188,7 @@ mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, dou
         const int K = m->dec[t].K;
         const float wgt = m->cfg.loss_weight[t];
         float *dl = want_grad ? d->dlogits : NULL;
-        if (dl) memset(dl, 0, (size_t)B * K * hw * sizeof(float));
+        if (dl) mt_zero(dl, (size_t)B * K * hw);
         double l = 0.0;
         switch (m->cfg.task_kind[t]) {
         case MT_TASK_SEMSEG:
@@ -233,8 +233,7 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
     grad_work *w = &m->w;
     for (int t = 0; t < m->T; t++) {
         for (int s = 0; s < m->L; s++)
-            memset(w->d_feat[t][s], 0,
-                   (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s] * sizeof(float));
+            mt_zero(w->d_feat[t][s], (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
         MT_CHECK(decoder_backward(ctx, m, t, B));
     }
     float *dc = w->d_cur, *dp = w->d_prev;
@@ -249,30 +248,30 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                 for (int t = 0; t < m->T; t++)
                     mt_add_inplace(dc, w->d_feat[t][s], (size_t)B * m->feat_res[s] *
                                                             m->feat_res[s] * m->feat_dim[s]);
-            memset(dp, 0, n * sizeof(float));
+            mt_zero(dp, n);
             MT_CHECK(merge_backward(ctx, st, &a->merge[s][0], w, dp, dc, B, training, seed,
                                     merge_site(s, 0)));
             float *tmp = dc; dc = dp; dp = tmp;
         } else {
-            memset(dc, 0, n * sizeof(float));
+            mt_zero(dc, n);
             if (!m->task_paths)
                 for (int t = 0; t < m->T; t++) mt_add_inplace(dc, w->d_feat[t][s], n);
         }
         if (m->task_paths)
             for (int t = 0; t < m->T; t++) {
                 if (st->has_merge) {
-                    memset(w->d_out_t[t], 0, n * sizeof(float));
+                    mt_zero(w->d_out_t[t], n);
                     MT_CHECK(merge_backward(ctx, st, &a->merge[s][1 + t], w, w->d_out_t[t],
                                             w->d_feat[t][s], B, training, seed,
                                             merge_site(s, 1 + t)));
                 } else {
-                    memcpy(w->d_out_t[t], w->d_feat[t][s], n * sizeof(float));
+                    mt_copy(w->d_out_t[t], w->d_feat[t][s], n);
                 }
             }
         for (int b = st->depth - 1; b >= 0; b--) {
             const float *x_in = b > 0 ? a->blocks[s][b - 1].out
                                 : s > 0 ? a->merge[s - 1][0].out : a->pe_out;
-            memset(dp, 0, n * sizeof(float));
+            mt_zero(dp, n);
             MT_CHECK(swin_block_backward(ctx, &st->blocks[b], &a->blocks[s][b], w, x_in, dp, dc,
                                          b == st->depth - 1 ? w->d_out_t : NULL, B, training,
                                          seed));

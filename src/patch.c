@@ -36,7 +36,7 @@ mt_status patch_embed_backward(mt_ctx *ctx, float *dimg, patch_embed_grads g,
     if (need_conv) {
         dconv = mt_scratch(ctx, MT_SCRATCH_COMP0, n * sizeof(float));
         if (!dconv) return MT_ERR_NOMEM;
-        memset(dconv, 0, n * sizeof(float));
+        mt_zero(dconv, n);
     }
     MT_CHECK(layernorm_backward(ctx, dconv, g.ln_w, g.ln_b, dout, conv_out, mean, var, w.ln_w,
                                 w.ln_b, rows, C));
@@ -111,14 +111,14 @@ mt_status patch_merging_backward(mt_ctx *ctx, float *dx, float *dln_w, float *dl
     if (need_norm) {
         dnormed = mt_scratch(ctx, MT_SCRATCH_COMP0, n * sizeof(float));
         if (!dnormed) return MT_ERR_NOMEM;
-        memset(dnormed, 0, n * sizeof(float));
+        mt_zero(dnormed, n);
     }
     MT_CHECK(linear_backward(ctx, dnormed, dred_w, NULL, dout, normed, red_w, rows, 4 * C, 2 * C));
     if (!need_norm) return MT_OK;
     if (dx) {
         dgath = mt_scratch(ctx, MT_SCRATCH_COMP1, n * sizeof(float));
         if (!dgath) return MT_ERR_NOMEM;
-        memset(dgath, 0, n * sizeof(float));
+        mt_zero(dgath, n);
     }
     MT_CHECK(layernorm_backward(ctx, dgath, dln_w, dln_b, dnormed, gathered, mean, var, ln_w,
                                 ln_b, rows, 4 * C));

@@ -32,14 +32,14 @@ void add_into(float *out, const float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = x[i] + y[i];
 }
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
+static void zero(float *p, size_t n) { mt_zero(p, n); }
 
 mt_status lora_dropout_apply(mt_ctx *ctx, float *dst, const float *src, size_t n, float p,
                              int training, uint64_t seed, uint64_t s) {
     if (dst == src) return MT_OK;
     if (training && p > 0.0f)
         return dropout_forward(ctx, dst, src, n, p, model_site_seed(seed, s), 0);
-    memcpy(dst, src, n * sizeof(float));
+    mt_copy(dst, src, n);
     return MT_OK;
 }
 
@@ -94,7 +94,7 @@ static mt_status drop_path_grad(mt_ctx *ctx, const swin_block *blk, float *dst, 
                                 int B, int training, uint64_t seed, int code) {
     size_t per = (size_t)blk->H * blk->W * blk->dim;
     if (!dp_active(blk, training)) {
-        memcpy(dst, src, (size_t)B * per * sizeof(float));
+        mt_copy(dst, src, (size_t)B * per);
         return MT_OK;
     }
     zero(dst, (size_t)B * per);
@@ -149,7 +149,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     if (proj->r)
         MT_CHECK(lora_dropout_apply(ctx, a->ctx_d, a->ctx, n, proj->dropout, training, seed,
                                     site(blk, SITE_PROJ)));
-    memcpy(pw, P, n * sizeof(float));
+    mt_copy(pw, P, n);
     if (proj->r)
         MT_CHECK(lora_delta_forward(ctx, pw, a->mid_proj, a->ctx_d, proj->A.v, proj->B.v,
                                     proj->scale, rows, C, C, proj->r));
@@ -157,7 +157,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(drop_path_inplace(ctx, blk, a->x1, B, training, seed, SITE_DP_ATTN));
     add_into(a->x1, a->x1, x, n);
     for (int t = 0; t < blk->ntask; t++) {
-        memcpy(pw, P, n * sizeof(float));
+        mt_copy(pw, P, n);
         MT_CHECK(lora_delta_forward(ctx, pw, a->mid_proj_t[t], a->ctx_d, proj->At[t].v,
                                     proj->Bt[t].v, proj->st[t], rows, C, C, proj->rt[t]));
         MT_CHECK(from_windows(ctx, blk, a->x1_t[t], pw, tmp->tmp_img, B));
@@ -169,7 +169,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(layernorm_forward(ctx, a->ln2, a->mean2, a->var2, a->x1, blk->norm2_w.v,
                                blk->norm2_b.v, rows, C));
     MT_CHECK(linear_forward(ctx, F1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
-    memcpy(a->fc1, F1, n4 * sizeof(float));
+    mt_copy(a->fc1, F1, n4);
     if (fc1->r) {
         MT_CHECK(lora_dropout_apply(ctx, a->ln2_d, a->ln2, n, fc1->dropout, training, seed,
                                     site(blk, SITE_FC1)));
@@ -180,7 +180,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     for (int t = 0; t < blk->ntask; t++) {
         MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t], a->x1_t[t],
                                    blk->norm2_w.v, blk->norm2_b.v, rows, C));
-        memcpy(a->fc1_t[t], F1, n4 * sizeof(float));
+        mt_copy(a->fc1_t[t], F1, n4);
         MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], a->mid_fc1_t[t], a->ln2_t[t], fc1->At[t].v,
                                     fc1->Bt[t].v, fc1->st[t], rows, C, hid, fc1->rt[t]));
         MT_CHECK(gelu_forward(ctx, a->g_t[t], a->fc1_t[t], n4));
@@ -188,7 +188,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     /* fc2: base F2 on the shared GELU output */
     float *F2 = tmp->tmp_base;
     MT_CHECK(linear_forward(ctx, F2, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
-    memcpy(a->out, F2, n * sizeof(float));
+    mt_copy(a->out, F2, n);
     if (fc2->r) {
         MT_CHECK(lora_dropout_apply(ctx, a->g_d, a->g, n4, fc2->dropout, training, seed,
                                     site(blk, SITE_FC2)));
@@ -198,7 +198,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(drop_path_inplace(ctx, blk, a->out, B, training, seed, SITE_DP_MLP));
     add_into(a->out, a->out, a->x1, n);
     for (int t = 0; t < blk->ntask; t++) {
-        memcpy(a->out_t[t], F2, n * sizeof(float));
+        mt_copy(a->out_t[t], F2, n);
         MT_CHECK(lora_delta_forward(ctx, a->out_t[t], a->mid_fc2_t[t], a->g_t[t], fc2->At[t].v,
                                     fc2->Bt[t].v, fc2->st[t], rows, hid, C, fc2->rt[t]));
         MT_CHECK(drop_path_inplace(ctx, blk, a->out_t[t], B, training, seed, SITE_DP_MLP_T + t));
@@ -234,7 +234,7 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
         MT_CHECK(lora_delta_backward(ctx, w->t_ln2, fc1->At[t].g, fc1->Bt[t].g, w->t_fc1,
                                      a->ln2_t[t], a->mid_fc1_t[t], fc1->At[t].v, fc1->Bt[t].v,
                                      fc1->st[t], rows, C, hid, fc1->rt[t]));
-        memcpy(w->t_x1, dout_t[t], n * sizeof(float));
+        mt_copy(w->t_x1, dout_t[t], n);
         MT_CHECK(layernorm_backward(ctx, w->t_x1, blk->norm2_w.g, blk->norm2_b.g, w->t_ln2,
                                     a->x1_t[t], a->mean2_t[t], a->var2_t[t], blk->norm2_w.v,
                                     blk->norm2_b.v, rows, C));
@@ -262,7 +262,7 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, w->d_ln2d, w->d_fc1, a->ln2_d, a->mid_fc1,
                                   rows, training, seed, site(blk, SITE_FC1)));
     MT_CHECK(linear_backward(ctx, w->d_ln2, fc1->w.g, fc1->b.g, w->s_fc1, a->ln2, fc1->w.v, rows, C, hid));
-    memcpy(w->d_x1, dout, n * sizeof(float));
+    mt_copy(w->d_x1, dout, n);
     MT_CHECK(layernorm_backward(ctx, w->d_x1, blk->norm2_w.g, blk->norm2_b.g, w->d_ln2, a->x1,
                                 a->mean2, a->var2, blk->norm2_w.v, blk->norm2_b.v, rows, C));
     mt_add_inplace(dx, w->d_x1, n);

@@ -8,9 +8,24 @@
 
 #include <stdint.h>
 
+/* Two rounds of the SplitMix64 finaliser over a Weyl-sequence position:
+ * good enough as a hash for dropout masks and initialisation; not for
+ * cryptography. Inline because dropout draws one per element. */
+static inline uint64_t mt_rng_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 /* 64 random bits for (seed, counter). */
-uint64_t mt_rng_bits(uint64_t seed, uint64_t counter);
+static inline uint64_t mt_rng_bits(uint64_t seed, uint64_t counter) {
+    return mt_rng_mix64(mt_rng_mix64(seed + 0x9e3779b97f4a7c15ULL) ^
+                        (counter * 0x9e3779b97f4a7c15ULL));
+}
+
 /* Uniform float in [0, 1) with 24 random bits. */
-float mt_rng_uniform(uint64_t seed, uint64_t counter);
+static inline float mt_rng_uniform(uint64_t seed, uint64_t counter) {
+    return (float)(mt_rng_bits(seed, counter) >> 40) * (1.0f / 16777216.0f);
+}
 
 #endif
