@@ -156,6 +156,12 @@ mt_status mt_matmul(mt_ctx *ctx, const char *what, float *c, const int64_t cs[4]
                     const float *bias, int64_t b0, int64_t b1, int64_t m, int64_t k, int64_t n,
                     float scale, int accumulate);
 
+/* C = scale * A B + D for 2-D operands, D dense like C: one pass instead of
+ * a copy of D into C followed by an accumulating matmul. */
+mt_status mt_matmul_add(mt_ctx *ctx, const char *what, float *c, const float *d,
+                        const float *a, const int64_t as[2], const float *b, const int64_t bs[2],
+                        int64_t m, int64_t k, int64_t n, float scale);
+
 /* dsrc = softmax backward of (out, dout) over rows of `cols`, overwritten. */
 mt_status softmax_backward_into(mt_ctx *ctx, float *dsrc, const float *dout, const float *out,
                                 int rows, int cols);

@@ -13,11 +13,8 @@ static mt_status p_check(mt_ctx *ctx, const char *what, float p) {
 /* Element i of a dropout is kept when lane i % 4 (16 bits) of the draw
  * (seed, offset + i / 4) is at least p * 65536: one 64-bit draw serves four
  * elements. Drop path (`per` > 1) draws once per sample, with its full 24-bit
- * uniform. Either way the mask is a pure function of (seed, offset, i). */
-static inline int keep_element(uint64_t seed, uint64_t offset, size_t i, uint32_t thresh16) {
-    uint64_t bits = mt_rng_bits(seed, offset + i / 4);
-    return (uint32_t)((bits >> (16 * (i % 4))) & 0xffffu) >= thresh16;
-}
+ * uniform. Either way the mask is a pure function of (seed, offset, i), so
+ * the backward regenerates it and any thread split gives the same mask. */
 
 /* out (+)= inp * keep / (1 - p). */
 static void masked_scale(float *out, const float *inp, size_t n, size_t per, float p,
@@ -35,10 +32,15 @@ static void masked_scale(float *out, const float *inp, size_t n, size_t per, flo
         return;
     }
     const uint32_t thresh16 = (uint32_t)(p * 65536.0f + 0.5f);
+    const size_t quads = (n + 3) / 4;
     #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        float keep = keep_element(seed, offset, i, thresh16) ? keep_scale : 0.0f;
-        out[i] = accumulate ? out[i] + inp[i] * keep : inp[i] * keep;
+    for (size_t q = 0; q < quads; q++) {
+        uint64_t bits = mt_rng_bits(seed, offset + q);
+        size_t i0 = 4 * q, i1 = i0 + 4 < n ? i0 + 4 : n;
+        for (size_t i = i0; i < i1; i++, bits >>= 16) {
+            float keep = (uint32_t)(bits & 0xffffu) >= thresh16 ? keep_scale : 0.0f;
+            out[i] = accumulate ? out[i] + inp[i] * keep : inp[i] * keep;
+        }
     }
 }
 

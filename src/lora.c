@@ -11,9 +11,9 @@ static mt_status lora_check(mt_ctx *ctx, const char *what, int rows, int in_dim,
     return MT_OK;
 }
 
-mt_status lora_delta_forward(mt_ctx *ctx, float *y, float *mid, const float *x, const float *A,
-                             const float *B, float scale, int rows, int in_dim, int out_dim,
-                             int rank) {
+mt_status lora_delta_forward(mt_ctx *ctx, float *y, const float *base, float *mid,
+                             const float *x, const float *A, const float *B, float scale,
+                             int rows, int in_dim, int out_dim, int rank) {
     const char *what = "lora_delta_forward";
     MT_NEED_PTR(ctx, what, y);
     MT_NEED_PTR(ctx, what, mid);
@@ -23,8 +23,12 @@ mt_status lora_delta_forward(mt_ctx *ctx, float *y, float *mid, const float *x, 
     MT_CHECK(lora_check(ctx, what, rows, in_dim, out_dim, rank));
     const int64_t xs[4] = {0, 0, in_dim, 1}, ats[4] = {0, 0, 1, in_dim};
     const int64_t ms[4] = {0, 0, rank, 1}, bts[4] = {0, 0, 1, rank}, ys[4] = {0, 0, out_dim, 1};
-    /* mid = x A^T ; y += scale * mid B^T */
+    /* mid = x A^T ; y = base + scale * mid B^T (or y += ...) */
     MT_CHECK(mt_matmul(ctx, what, mid, ms, x, xs, A, ats, NULL, 1, 1, rows, in_dim, rank, 1.0f, 0));
+    if (base) {
+        const int64_t m2[2] = {rank, 1}, b2[2] = {1, rank};
+        return mt_matmul_add(ctx, what, y, base, mid, m2, B, b2, rows, rank, out_dim, scale);
+    }
     return mt_matmul(ctx, what, y, ys, mid, ms, B, bts, NULL, 1, 1, rows, rank, out_dim, scale, 1);
 }
 

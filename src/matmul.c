@@ -57,3 +57,41 @@ mt_status mt_matmul(mt_ctx *ctx, const char *what, float *c, const int64_t cs[4]
     void *ptrs[4] = {(void *)a, (void *)b, c, (void *)bias};
     return mt_prim_run(ctx, what, p, ptrs);
 }
+
+mt_status mt_matmul_add(mt_ctx *ctx, const char *what, float *c, const float *d,
+                        const float *a, const int64_t as[2], const float *b, const int64_t bs[2],
+                        int64_t m, int64_t k, int64_t n, float scale) {
+    char key[MT_PRIM_KEY_LEN];
+    mt_prim_key(key, "mmadd:%ld,%ld,%ld:a%ld,%ld:b%ld,%ld:%g", (long)m, (long)k, (long)n,
+                (long)as[0], (long)as[1], (long)bs[0], (long)bs[1], (double)scale);
+    mt_prim *p = mt_prim_find(ctx, key);
+    if (!p) {
+        dnnl_memory_desc_t amd, bmd, cmd;
+        dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
+        dnnl_dims_t a2 = {as[0], as[1]}, b2 = {bs[0], bs[1]}, c2 = {n, 1};
+        dnnl_memory_desc_init_by_strides(&amd, 2, ad, dnnl_f32, a2);
+        dnnl_memory_desc_init_by_strides(&bmd, 2, bd, dnnl_f32, b2);
+        dnnl_memory_desc_init_by_strides(&cmd, 2, cd, dnnl_f32, c2);
+        dnnl_matmul_desc_t md;
+        MT_DNNL(ctx, what, dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd));
+        dnnl_primitive_attr_t attr = NULL;
+        dnnl_post_ops_t po = NULL;
+        MT_DNNL(ctx, what, dnnl_primitive_attr_create(&attr));
+        int bad = (scale != 1.0f && dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale) != dnnl_success) ||
+                  dnnl_post_ops_create(&po) != dnnl_success ||
+                  dnnl_post_ops_append_binary(po, dnnl_binary_add, &cmd) != dnnl_success ||
+                  dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success;
+        if (po) dnnl_post_ops_destroy(po);
+        if (bad) {
+            dnnl_primitive_attr_destroy(attr);
+            return mt_fail(ctx, MT_ERR_DNNL, "%s: binary post-op rejected", what);
+        }
+        int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST,
+                      DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1};
+        mt_status st = mt_prim_build(ctx, what, key, &md, attr, NULL, ids, 4, &p);
+        dnnl_primitive_attr_destroy(attr);
+        MT_CHECK(st);
+    }
+    void *ptrs[4] = {(void *)a, (void *)b, c, (void *)d};
+    return mt_prim_run(ctx, what, p, ptrs);
+}

@@ -103,7 +103,7 @@ static mt_status merge_forward(mt_ctx *ctx, const swin_stage *st, merge_acts *ma
     if (!red->r) return MT_OK;
     MT_CHECK(lora_dropout_apply(ctx, ma->normed_d, ma->normed, (size_t)mrows * 4 * C, red->dropout,
                                 training, seed, site));
-    return lora_delta_forward(ctx, ma->out, ma->mid, ma->normed_d, red->A.v, red->B.v, red->scale,
+    return lora_delta_forward(ctx, ma->out, NULL, ma->mid, ma->normed_d, red->A.v, red->B.v, red->scale,
                               mrows, 4 * C, 2 * C, red->r);
 }
 
@@ -307,63 +307,54 @@ mt_param_counts mt_model_param_counts(const mt_model *m) {
     return pc;
 }
 
-static double lin_macs(const lora_linear *l, double rows, int trainable_base, int train,
-                       double *train_extra) {
+/* Multiply-accumulates of one LoRA linear on `rows` rows: forward, and the
+ * backward as executed (data gradient of the base always, its weight
+ * gradient when it trains; two matmuls forward and four backward for every
+ * low-rank term). */
+static void lin_macs(const lora_linear *l, double rows, double *fwd, double *bwd) {
     double base = rows * l->in * l->out;
-    double lora = l->r ? rows * l->r * (l->in + l->out) : 0.0;
-    double tasks = 0.0;
-    for (int t = 0; t < l->ntask; t++) tasks += rows * l->rt[t] * (l->in + l->out);
-    double fwd = base + lora + tasks;
-    if (train) {
-        /* data gradient of the base once; its weight gradient when it
-         * trains; LoRA: three matmuls per forward one (dB, dmid, dA, dx) */
-        *train_extra += base + (trainable_base ? base : 0.0) + 3.0 * (lora + tasks);
-    }
-    return fwd;
+    double low = l->r ? rows * l->r * (l->in + l->out) : 0.0;
+    for (int t = 0; t < l->ntask; t++) low += rows * l->rt[t] * (l->in + l->out);
+    *fwd += base + low;
+    *bwd += base + (l->w.g ? base : 0.0) + 2.0 * low;
 }
 
 mt_flops mt_model_flops(const mt_model *m) {
     mt_flops f = {0.0, 0.0};
     const mt_config *c = &m->cfg;
-    double extra = 0.0, fwd = 0.0;
-    double g0 = (double)m->grid0 * m->grid0;
-    fwd += g0 * c->embed_dim * c->in_chans * c->patch_size * c->patch_size;
-    extra += g0 * c->embed_dim * c->in_chans * c->patch_size * c->patch_size; /* dW */
+    double fwd = 0.0, bwd = 0.0;
+    double pe = (double)m->grid0 * m->grid0 * c->embed_dim * c->in_chans * c->patch_size *
+                c->patch_size;
+    fwd += pe;
+    bwd += m->pe_w.g ? pe : 0.0;
     for (int s = 0; s < m->L; s++) {
         const swin_stage *st = &m->stages[s];
         double rows = (double)st->H * st->W;
         for (int b = 0; b < st->depth; b++) {
             const swin_block *blk = &st->blocks[b];
-            int tb = m->pe_w.g != NULL && blk->qkv.w.g != NULL;
-            fwd += lin_macs(&blk->qkv, rows, tb, 1, &extra);
-            double attn = 2.0 * rows * blk->ws * blk->ws * blk->dim;
+            lin_macs(&blk->qkv, rows, &fwd, &bwd);
+            double attn = 2.0 * rows * blk->ws * blk->ws * blk->dim; /* q k^T and p v */
             fwd += attn;
-            extra += 2.0 * attn;
-            int paths = 1 + blk->ntask;
-            fwd += lin_macs(&blk->proj, rows, tb, 1, &extra);
-            double mlp_base = 2.0 * rows * blk->dim * blk->fc1.out;
-            fwd += lin_macs(&blk->fc1, rows, tb, 1, &extra);
-            fwd += lin_macs(&blk->fc2, rows, tb, 1, &extra);
-            (void)paths;
-            (void)mlp_base;
+            bwd += 2.0 * attn;
+            lin_macs(&blk->proj, rows, &fwd, &bwd);
+            lin_macs(&blk->fc1, rows, &fwd, &bwd);
+            lin_macs(&blk->fc2, rows, &fwd, &bwd);
         }
         if (st->has_merge) {
             int paths = 1 + (m->task_paths ? m->T : 0);
-            for (int p = 0; p < paths; p++)
-                fwd += lin_macs(&st->reduction, rows / 4, st->reduction.w.g != NULL, 1, &extra);
+            for (int p = 0; p < paths; p++) lin_macs(&st->reduction, rows / 4, &fwd, &bwd);
         }
     }
     for (int t = 0; t < m->T; t++) {
         const task_decoder *d = &m->dec[t];
-        double hw0 = (double)m->feat_res[0] * m->feat_res[0];
-        double dec = 0.0;
+        double hw0 = (double)m->feat_res[0] * m->feat_res[0], dec = 0.0;
         for (int s = 0; s < m->L; s++)
             dec += (double)m->feat_res[s] * m->feat_res[s] * m->feat_dim[s] * c->decoder_channels[s];
         dec += hw0 * d->csum * 4.0 * d->csum + hw0 * 4.0 * d->csum * d->K;
         fwd += dec;
-        extra += 2.0 * dec; /* data and weight gradients */
+        bwd += 2.0 * dec;
     }
     f.forward_macs = fwd;
-    f.train_macs = fwd + extra;
+    f.train_macs = fwd + bwd;
     return f;
 }

@@ -137,7 +137,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     if (qkv->r) {
         MT_CHECK(lora_dropout_apply(ctx, a->win_d, a->win, n, qkv->dropout, training, seed,
                                     site(blk, SITE_QKV)));
-        MT_CHECK(lora_delta_forward(ctx, a->qkv, a->mid_qkv, a->win_d, qkv->A.v, qkv->B.v,
+        MT_CHECK(lora_delta_forward(ctx, a->qkv, NULL, a->mid_qkv, a->win_d, qkv->A.v, qkv->B.v,
                                     qkv->scale, rows, C, 3 * C, qkv->r));
     }
     MT_CHECK(window_attention_forward(ctx, a->ctx, a->probs, a->qkv, blk->table.v,
@@ -149,16 +149,14 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     if (proj->r)
         MT_CHECK(lora_dropout_apply(ctx, a->ctx_d, a->ctx, n, proj->dropout, training, seed,
                                     site(blk, SITE_PROJ)));
-    mt_copy(pw, P, n);
     if (proj->r)
-        MT_CHECK(lora_delta_forward(ctx, pw, a->mid_proj, a->ctx_d, proj->A.v, proj->B.v,
+        MT_CHECK(lora_delta_forward(ctx, pw, P, a->mid_proj, a->ctx_d, proj->A.v, proj->B.v,
                                     proj->scale, rows, C, C, proj->r));
-    MT_CHECK(from_windows(ctx, blk, a->x1, pw, tmp->tmp_img, B));
+    MT_CHECK(from_windows(ctx, blk, a->x1, proj->r ? pw : P, tmp->tmp_img, B));
     MT_CHECK(drop_path_inplace(ctx, blk, a->x1, B, training, seed, SITE_DP_ATTN));
     add_into(a->x1, a->x1, x, n);
     for (int t = 0; t < blk->ntask; t++) {
-        mt_copy(pw, P, n);
-        MT_CHECK(lora_delta_forward(ctx, pw, a->mid_proj_t[t], a->ctx_d, proj->At[t].v,
+        MT_CHECK(lora_delta_forward(ctx, pw, P, a->mid_proj_t[t], a->ctx_d, proj->At[t].v,
                                     proj->Bt[t].v, proj->st[t], rows, C, C, proj->rt[t]));
         MT_CHECK(from_windows(ctx, blk, a->x1_t[t], pw, tmp->tmp_img, B));
         MT_CHECK(drop_path_inplace(ctx, blk, a->x1_t[t], B, training, seed, SITE_DP_ATTN_T + t));
@@ -168,38 +166,38 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     float *F1 = tmp->tmp_base4;
     MT_CHECK(layernorm_forward(ctx, a->ln2, a->mean2, a->var2, a->x1, blk->norm2_w.v,
                                blk->norm2_b.v, rows, C));
-    MT_CHECK(linear_forward(ctx, F1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
-    mt_copy(a->fc1, F1, n4);
     if (fc1->r) {
+        MT_CHECK(linear_forward(ctx, F1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
         MT_CHECK(lora_dropout_apply(ctx, a->ln2_d, a->ln2, n, fc1->dropout, training, seed,
                                     site(blk, SITE_FC1)));
-        MT_CHECK(lora_delta_forward(ctx, a->fc1, a->mid_fc1, a->ln2_d, fc1->A.v, fc1->B.v,
+        MT_CHECK(lora_delta_forward(ctx, a->fc1, F1, a->mid_fc1, a->ln2_d, fc1->A.v, fc1->B.v,
                                     fc1->scale, rows, C, hid, fc1->r));
+    } else {
+        MT_CHECK(linear_forward(ctx, a->fc1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
     }
     MT_CHECK(gelu_forward(ctx, a->g, a->fc1, n4));
     for (int t = 0; t < blk->ntask; t++) {
         MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t], a->x1_t[t],
                                    blk->norm2_w.v, blk->norm2_b.v, rows, C));
-        mt_copy(a->fc1_t[t], F1, n4);
-        MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], a->mid_fc1_t[t], a->ln2_t[t], fc1->At[t].v,
+        MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], F1, a->mid_fc1_t[t], a->ln2_t[t], fc1->At[t].v,
                                     fc1->Bt[t].v, fc1->st[t], rows, C, hid, fc1->rt[t]));
         MT_CHECK(gelu_forward(ctx, a->g_t[t], a->fc1_t[t], n4));
     }
     /* fc2: base F2 on the shared GELU output */
     float *F2 = tmp->tmp_base;
-    MT_CHECK(linear_forward(ctx, F2, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
-    mt_copy(a->out, F2, n);
     if (fc2->r) {
+        MT_CHECK(linear_forward(ctx, F2, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
         MT_CHECK(lora_dropout_apply(ctx, a->g_d, a->g, n4, fc2->dropout, training, seed,
                                     site(blk, SITE_FC2)));
-        MT_CHECK(lora_delta_forward(ctx, a->out, a->mid_fc2, a->g_d, fc2->A.v, fc2->B.v,
+        MT_CHECK(lora_delta_forward(ctx, a->out, F2, a->mid_fc2, a->g_d, fc2->A.v, fc2->B.v,
                                     fc2->scale, rows, hid, C, fc2->r));
+    } else {
+        MT_CHECK(linear_forward(ctx, a->out, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
     }
     MT_CHECK(drop_path_inplace(ctx, blk, a->out, B, training, seed, SITE_DP_MLP));
     add_into(a->out, a->out, a->x1, n);
     for (int t = 0; t < blk->ntask; t++) {
-        mt_copy(a->out_t[t], F2, n);
-        MT_CHECK(lora_delta_forward(ctx, a->out_t[t], a->mid_fc2_t[t], a->g_t[t], fc2->At[t].v,
+        MT_CHECK(lora_delta_forward(ctx, a->out_t[t], F2, a->mid_fc2_t[t], a->g_t[t], fc2->At[t].v,
                                     fc2->Bt[t].v, fc2->st[t], rows, hid, C, fc2->rt[t]));
         MT_CHECK(drop_path_inplace(ctx, blk, a->out_t[t], B, training, seed, SITE_DP_MLP_T + t));
         add_into(a->out_t[t], a->out_t[t], a->x1_t[t], n);

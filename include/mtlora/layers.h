@@ -31,13 +31,14 @@ mt_status linear_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
                           const float *dout, const float *inp, const float *weight,
                           int rows, int in_dim, int out_dim);
 
-/* ---- low-rank update: y[rows, out] += scale * (x A^T) B^T ---------------
+/* ---- low-rank update: y[rows, out] = base + scale * (x A^T) B^T -------
  * A [r, in], B [out, r] as the official lora_*_A / lora_*_B; mid [rows, r]
  * = x A^T is saved for the backward. The frozen base weight is a separate
- * linear call, so the same base output can be shared by several adapters. */
-mt_status lora_delta_forward(mt_ctx *ctx, float *y, float *mid, const float *x, const float *A,
-                             const float *B, float scale, int rows, int in_dim, int out_dim,
-                             int rank);
+ * linear call, so the same base output can be shared by several adapters:
+ * base NULL adds into y, otherwise y = base + update in one pass. */
+mt_status lora_delta_forward(mt_ctx *ctx, float *y, const float *base, float *mid,
+                             const float *x, const float *A, const float *B, float scale,
+                             int rows, int in_dim, int out_dim, int rank);
 mt_status lora_delta_backward(mt_ctx *ctx, float *dx, float *dA, float *dB, const float *dy,
                               const float *x, const float *mid, const float *A, const float *B,
                               float scale, int rows, int in_dim, int out_dim, int rank);

@@ -1,0 +1,154 @@
+/* train_step - times the full training step (forward, weighted multi-task
+ * loss, backward, AdamW) of a model on random data and prints images/s and
+ * the fraction of the machine's measured matmul peak it reaches.
+ *
+ *   train_step [--config FILE] [--batch N] [--steps N] [--anchor-seconds S]
+ *
+ * Threads: OMP_NUM_THREADS (oneDNN and our loops share the OpenMP pool).
+ * The default model is the built-in Swin-T 448 MTLoRA r64/r4 config. The
+ * peak is measured here and now with a large oneDNN f32 matmul
+ * (4096x768x768), so the utilisation is against this machine, not a
+ * datasheet. --anchor-seconds prints the speed-up over a reference step
+ * time (the official PyTorch step measured by ../shared/anchors). */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mtlora/adamw.h"
+#include "mtlora/config.h"
+#include "mtlora/layers.h"
+#include "mtlora/model.h"
+#include "mtlora/rng.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* GFLOP/s of a 4096x768 by 768x768 f32 matmul, median of 7. */
+static double matmul_peak(mt_ctx *ctx) {
+    const int M = 4096, K = 768, N = 768;
+    float *a = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K),
+          *c = malloc(sizeof(float) * M * N);
+    if (!a || !w || !c) { free(a); free(w); free(c); return 0.0; }
+    for (int i = 0; i < M * K; i++) a[i] = mt_rng_uniform(1, (uint64_t)i) - 0.5f;
+    for (int i = 0; i < N * K; i++) w[i] = mt_rng_uniform(2, (uint64_t)i) - 0.5f;
+    double t[7];
+    for (int r = -2; r < 7; r++) {
+        double t0 = now();
+        if (linear_forward(ctx, c, a, w, NULL, M, K, N)) break;
+        if (r >= 0) t[r] = now() - t0;
+    }
+    free(a); free(w); free(c);
+    return 2.0 * M * K * N / median(t, 7) / 1e9;
+}
+
+int main(int argc, char **argv) {
+    const char *config = NULL;
+    int batch = 2, steps = 5;
+    double anchor = 0.0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--anchor-seconds") && i + 1 < argc) anchor = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--config FILE] [--batch N] [--steps N] [--anchor-seconds S]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (batch < 1 || steps < 1 || steps > 1000) {
+        fprintf(stderr, "train_step: --batch and --steps must be positive (steps <= 1000)\n");
+        return 2;
+    }
+    char err[512];
+    mt_config cfg;
+    mt_status st = config ? (mt_config_default(&cfg), mt_config_load(&cfg, config, err, sizeof err))
+                          : mt_config_builtin(&cfg, err, sizeof err);
+    if (!st) st = mt_config_finalize(&cfg, err, sizeof err);
+    if (st) { fprintf(stderr, "train_step: %s\n", err); return 2; }
+    mt_ctx *ctx;
+    if (mt_ctx_create(&ctx, err, sizeof err)) { fprintf(stderr, "train_step: %s\n", err); return 1; }
+    mt_model *m;
+    if (mt_model_create(&m, ctx, &cfg, 1)) {
+        fprintf(stderr, "train_step: %s\n", mt_ctx_error(ctx));
+        return 1;
+    }
+    const int S = cfg.img_size;
+    const size_t npix = (size_t)batch * S * S;
+    float *img = malloc(sizeof(float) * 3 * npix);
+    float *vals[MT_MAX_TASKS] = {0};
+    uint8_t *labs[MT_MAX_TASKS] = {0};
+    mt_targets tg;
+    memset(&tg, 0, sizeof tg);
+    for (size_t i = 0; i < 3 * npix; i++) img[i] = 2.0f * mt_rng_uniform(3, i) - 1.0f;
+    for (int t = 0; t < cfg.ntasks; t++) {
+        if (cfg.task_kind[t] == MT_TASK_SEMSEG || cfg.task_kind[t] == MT_TASK_HUMAN_PARTS) {
+            labs[t] = malloc(npix);
+            for (size_t i = 0; i < npix; i++) labs[t][i] = (uint8_t)(mt_rng_bits(4 + t, i) % cfg.num_outputs[t]);
+            tg.labels[t] = labs[t];
+        } else {
+            size_t n = npix * (size_t)cfg.num_outputs[t];
+            vals[t] = malloc(sizeof(float) * n);
+            for (size_t i = 0; i < n; i++)
+                vals[t][i] = cfg.task_kind[t] == MT_TASK_NORMALS ? 2.0f * mt_rng_uniform(9 + t, i) - 1.0f
+                                                                 : (float)(mt_rng_uniform(9 + t, i) > 0.7f);
+            tg.values[t] = vals[t];
+        }
+    }
+    param_bank *bank = mt_model_bank(m);
+    int ng = param_bank_adamw_groups(bank, cfg.weight_decay, NULL, 0);
+    adamw_group *groups = malloc(sizeof *groups * (size_t)(ng > 0 ? ng : 1));
+    param_bank_adamw_groups(bank, cfg.weight_decay, groups, ng);
+    float *mom = calloc(bank->n_trainable + 1, sizeof(float)), *vel = calloc(bank->n_trainable + 1, sizeof(float));
+    double *times = malloc(sizeof(double) * (size_t)steps), loss = 0.0;
+    for (int s = -1; s < steps; s++) { /* step -1 warms up: primitives, first touch */
+        double t0 = now();
+        memset(bank->grads, 0, bank->n_trainable * sizeof(float));
+        if (mt_model_forward(m, ctx, img, batch, 1, (uint64_t)(s + 10)) ||
+            mt_model_loss(m, ctx, &tg, &loss, NULL, 1) || mt_model_backward(m, ctx) ||
+            adamw_step(ctx, bank->trainable, bank->grads, mom, vel, bank->n_trainable, groups, ng,
+                       adamw_defaults(1e-5f), s + 2)) {
+            fprintf(stderr, "train_step: %s\n", mt_ctx_error(ctx));
+            return 1;
+        }
+        if (s >= 0) times[s] = now() - t0;
+    }
+    double med = median(times, steps), best = times[0];
+    mt_flops fl = mt_model_flops(m);
+    mt_param_counts pc = mt_model_param_counts(m);
+    double peak = matmul_peak(ctx);
+    double ips = batch / med, gflops = 2.0 * fl.train_macs * ips / 1e9;
+    printf("model %s, %d tasks, %dx%d, batch %d, %d threads\n", cfg.name, cfg.ntasks, S, S, batch,
+           omp_get_max_threads());
+    printf("parameters %zu, trainable %zu\n", pc.total, pc.trainable);
+    printf("step median %.3f s (best %.3f s over %d steps), loss %.4f\n", med, best, steps, loss);
+    printf("images/s %.3f\n", ips);
+    printf("model FLOPs per image: forward %.1f G, training step %.1f G\n",
+           2.0 * fl.forward_macs / 1e9, 2.0 * fl.train_macs / 1e9);
+    printf("achieved %.1f GFLOP/s, matmul peak %.1f GFLOP/s, utilisation %.1f%%\n", gflops, peak,
+           peak > 0 ? 100.0 * gflops / peak : 0.0);
+    if (anchor > 0.0)
+        printf("speed-up over the anchor step (%.3f s): %.2fx (%.3f images/s)\n", anchor,
+               anchor / med, batch / anchor);
+    for (int t = 0; t < MT_MAX_TASKS; t++) { free(vals[t]); free(labs[t]); }
+    free(img); free(groups); free(mom); free(vel); free(times);
+    mt_model_destroy(m);
+    mt_ctx_destroy(ctx);
+    return 0;
+}
