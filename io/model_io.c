@@ -242,14 +242,16 @@ mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode
                 list_add(&missing, msg);
             }
     if (missing.count || unexpected.count || mismatched.count) {
-        mt_fail(ctx, MT_ERR_FORMAT, "%s: %d missing%s%s%s; %d unexpected%s%s%s; %d wrongly shaped%s%s%s",
-                path, missing.count, missing.count ? " (" : "", missing.count ? missing.buf : "",
-                missing.count ? (missing.count > 12 ? ", ...)" : ")") : "", unexpected.count,
-                unexpected.count ? " (" : "", unexpected.count ? unexpected.buf : "",
-                unexpected.count ? (unexpected.count > 12 ? ", ...)" : ")") : "",
-                mismatched.count, mismatched.count ? " (" : "",
-                mismatched.count ? mismatched.buf : "",
-                mismatched.count ? (mismatched.count > 12 ? ", ...)" : ")") : "");
+        /* counts first, so the summary survives any truncation of the lists */
+        mt_fail(ctx, MT_ERR_FORMAT,
+                "%s: %d missing, %d unexpected, %d wrongly shaped tensors%s%s%s%s%s%s%s%s%s",
+                path, missing.count, unexpected.count, mismatched.count,
+                mismatched.count ? "; wrongly shaped: " : "", mismatched.count ? mismatched.buf : "",
+                mismatched.count > 12 ? ", ..." : "",
+                missing.count ? "; missing: " : "", missing.count ? missing.buf : "",
+                missing.count > 12 ? ", ..." : "",
+                unexpected.count ? "; unexpected: " : "", unexpected.count ? unexpected.buf : "",
+                unexpected.count > 12 ? ", ..." : "");
         st = MT_ERR_FORMAT;
     } else {
         for (int i = 0; i < bank->count && !st; i++)

@@ -12,7 +12,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include "mtlora/context.h"
 
-#define MT_ERRMSG_LEN 512
+#define MT_ERRMSG_LEN 4096
 #define MT_PRIM_MAX_ARGS 10
 #define MT_PRIM_KEY_LEN 192
 

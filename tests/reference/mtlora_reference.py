@@ -170,8 +170,9 @@ def build_params(spec, gen):
     return params, trainable
 
 
-def forward(spec, W, images, state):
-    """Logits per task; `state` receives the updated BN running stats."""
+def forward(spec, W, images, state, training=True):
+    """Logits per task; in training `state` receives the updated BN running
+    statistics, in evaluation BN normalises with them."""
     ln = lambda x, p: F.layer_norm(x, (x.shape[-1],), W[p + ".weight"], W[p + ".bias"], 1e-5)  # noqa: E731
 
     def lin(x, p, lora):
@@ -279,7 +280,7 @@ def forward(spec, W, images, state):
         pre = f"decoders.decoders.{t}.last_layer"
         y = F.conv2d(cat, W[pre + ".0.weight"], W[pre + ".0.bias"])
         rm, rv = state[pre + ".1.running_mean"], state[pre + ".1.running_var"]
-        y = F.batch_norm(y, rm, rv, W[pre + ".1.weight"], W[pre + ".1.bias"], training=True,
+        y = F.batch_norm(y, rm, rv, W[pre + ".1.weight"], W[pre + ".1.bias"], training=training,
                          momentum=0.1, eps=1e-5)
         y = F.conv2d(F.relu(y), W[pre + ".3.weight"], W[pre + ".3.bias"])
         # .contiguous(): the conv outputs here are channels-last (the features
@@ -333,6 +334,9 @@ def run_case(spec, out_dir, seed=7, lr=1e-3):
         wfile[f"decoders.decoders.{t}.last_layer.1.num_batches_tracked"] = np.array(3, np.int64)
     write_safetensors(os.path.join(out_dir, "weights.safetensors"), wfile)
 
+    eval_state = {k: v.clone() for k, v in params.items() if "running_" in k}
+    with torch.no_grad():
+        eval_logits = forward(spec, params, images, eval_state, training=False)
     state = {k: v.clone() for k, v in params.items() if "running_" in k}
     leaves = {k: v.clone().requires_grad_(k in trainable) for k, v in params.items()}
     logits = forward(spec, leaves, images, state)
@@ -349,6 +353,7 @@ def run_case(spec, out_dir, seed=7, lr=1e-3):
     for t in spec.tasks:
         case["target_" + t] = targets[t]
         case["logits_" + t] = logits[t].detach()
+        case["eval_logits_" + t] = eval_logits[t]
         case["loss_" + t] = losses[t].detach().reshape(1)
     case["loss_total"] = total.detach().reshape(1)
     for k, v in state.items():
