@@ -307,6 +307,28 @@ static const key_spec *find_key(const char *key) {
 static mt_status read_numbers(apply_ctx *a, const char *key, yaml_node_t *n, double *v,
                               int cap, int *count) {
     int k = 0;
+    const char *sc = scalar(n);
+    size_t sl = sc ? strlen(sc) : 0;
+    if (sc && sl >= 2 && ((sc[0] == '(' && sc[sl - 1] == ')') || (sc[0] == '[' && sc[sl - 1] == ']'))) {
+        /* "(0.9, 0.999)": yacs reads Python literals written as strings */
+        char buf[512];
+        if (sl >= sizeof buf)
+            return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: value too long", a->src, key);
+        memcpy(buf, sc + 1, sl - 2);
+        buf[sl - 2] = '\0';
+        for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
+            if (k >= cap)
+                return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: more than %d values", a->src,
+                            key, cap);
+            if (parse_double(tok, &v[k]))
+                return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: '%s' is not a number", a->src,
+                            key, tok);
+            k++;
+        }
+        if (!k) return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: empty list", a->src, key);
+        *count = k;
+        return MT_OK;
+    }
     if (n->type == YAML_SCALAR_NODE) {
         if (parse_double(scalar(n), &v[0]))
             return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: '%s' is not a number", a->src,

@@ -1,0 +1,198 @@
+/* test_config.c - the official-format configuration: defaults, files in
+ * the official layout, --opts and --tasks, and refusals that name the key. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mtlora/config.h"
+#include "mtlora/model.h"
+#include "test_util.h"
+
+static char err[1024];
+
+static const char *data_path(const char *file) {
+    static char p[1024];
+    const char *dir = getenv("MTLORA_TEST_DATA");
+    snprintf(p, sizeof p, "%s/%s", dir ? dir : "tests/data", file);
+    return p;
+}
+
+static const char *write_tmp(const char *text) {
+    static char path[256];
+    snprintf(path, sizeof path, "/tmp/mtlora_cfg_%d.yaml", (int)getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Loads text over the official defaults and finalizes; returns the status. */
+static mt_status load_text(mt_config *c, const char *text) {
+    mt_config_default(c);
+    mt_status st = mt_config_load(c, write_tmp(text), err, sizeof err);
+    if (!st) st = mt_config_finalize(c, err, sizeof err);
+    return st;
+}
+
+START_TEST(builtin_is_swin_t_448_r64) {
+    mt_config c;
+    ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_finalize(&c, err, sizeof err), MT_OK);
+    ck_assert_int_eq(c.img_size, 448);
+    ck_assert_int_eq(c.embed_dim, 96);
+    ck_assert_int_eq(c.nstages, 4);
+    ck_assert_int_eq(c.depths[2], 6);
+    ck_assert_int_eq(c.heads[3], 24);
+    ck_assert_int_eq(c.mtlora.r[0], 64);
+    ck_assert_int_eq(c.mtlora.r_task[0][3], 4);
+    ck_assert(c.mtlora.shared_scale[2] == 4.0f && c.mtlora.task_scale[1][2] == 4.0f);
+    ck_assert(c.mtlora.dropout[1] == 0.05f && c.drop_path_rate == 0.2f);
+    ck_assert_int_eq(c.ntasks, 4);
+    ck_assert_str_eq(c.tasks[1], "human_parts");
+    ck_assert_int_eq(c.num_outputs[0], 21);
+    ck_assert(c.loss_weight[3] == 10.0f && c.loss_weight[2] == 5.0f);
+}
+END_TEST
+
+START_TEST(official_file_loads) {
+    mt_config c;
+    mt_config_default(&c);
+    ck_assert_msg(mt_config_load(&c, data_path("tiny448_r32_pertask.yaml"), err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(mt_config_set_tasks(&c, "semseg,human_parts,sal,normals", err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(c.mtlora.r[3], 32);
+    ck_assert_int_eq(c.mtlora.r_task[2][1], 4);
+    ck_assert(c.betas[1] == 0.999f); /* "(0.9, 0.999)" as yacs reads it */
+    /* a config that leaves keys out keeps config.py's defaults */
+    ck_assert(c.base_lr == 5e-4f && c.weight_decay == 0.05f && c.clip_grad == 5.0f);
+    /* the trainable count of the paper's r=32 model */
+    mt_ctx *ctx = test_ctx();
+    mt_model *m;
+    ck_assert_int_eq(mt_model_create(&m, ctx, &c, 0), MT_OK);
+    ck_assert_uint_eq(mt_model_param_counts(m).trainable, 6083642);
+    mt_model_destroy(m);
+    /* MTLoRA+ r=16: task rank = shared rank, reductions frozen with LoRA */
+    mt_config_default(&c);
+    ck_assert_msg(mt_config_load(&c, data_path("plus448_r16.yaml"), err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(mt_config_set_tasks(&c, "semseg,human_parts,sal,normals", err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(c.mtlora.r_task[0][0], 16);
+    ck_assert_int_eq(mt_model_create(&m, ctx, &c, 0), MT_OK);
+    ck_assert_uint_eq(mt_model_param_counts(m).trainable, 4298810);
+    mt_model_destroy(m);
+    mt_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(counts_match_the_paper_setups) {
+    /* shared rank 16 and the full fine-tuning baseline (facts file counts) */
+    mt_config c;
+    mt_ctx *ctx = test_ctx();
+    mt_model *m;
+    ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&c, "MODEL.MTLORA.R_PER_TASK", "{shared: [16], semseg: [4], "
+                                   "human_parts: [4], sal: [4], normals: [4]}", err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(mt_model_create(&m, ctx, &c, 0), MT_OK);
+    ck_assert_uint_eq(mt_model_param_counts(m).trainable, 4953146);
+    mt_model_destroy(m);
+    ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&c, "MODEL.MTLORA.ENABLED", "False", err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(mt_model_create(&m, ctx, &c, 0), MT_OK);
+    mt_param_counts pc = mt_model_param_counts(m);
+    ck_assert_uint_eq(pc.trainable, 29464442);
+    ck_assert_uint_eq(pc.total, 29464442);
+    mt_model_destroy(m);
+    mt_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(swin_s_and_b) {
+    mt_config c;
+    ck_assert_msg(load_text(&c, "DATA: {IMG_SIZE: 448}\nMODEL:\n  SWIN: {EMBED_DIM: 96, DEPTHS: [2, 2, 18, 2],"
+                                " NUM_HEADS: [3, 6, 12, 24]}\n  MTLORA: {ENABLED: True}\nTASKS: [semseg]\n") == MT_OK, "%s", err);
+    ck_assert_int_eq(c.depths[2], 18);
+    ck_assert_int_eq(c.mtlora.r[1], 8); /* config.py default R */
+    ck_assert_msg(load_text(&c, "DATA: {IMG_SIZE: 448}\nMODEL:\n  SWIN: {EMBED_DIM: 128, DEPTHS: [2, 2, 18, 2],"
+                                " NUM_HEADS: [4, 8, 16, 32]}\nTASKS: [normals, sal]\n") == MT_OK, "%s", err);
+    ck_assert_int_eq(c.embed_dim, 128);
+    ck_assert_int_eq(c.ntasks, 2);
+}
+END_TEST
+
+START_TEST(opts_and_tasks) {
+    mt_config c;
+    ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&c, "MODEL.MTLORA.R", "[16, 16, 16, 16]", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&c, "DATA.BATCH_SIZE", "8", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&c, "TRAIN.BASE_LR", "1e-3", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set_tasks(&c, "sal, normals", err, sizeof err), MT_OK);
+    /* R_PER_TASK of the built-in still names shared = 64 and wins over R */
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(c.mtlora.r[0], 64);
+    ck_assert_int_eq(c.batch_size, 8);
+    ck_assert(c.base_lr == 1e-3f);
+    ck_assert_int_eq(c.ntasks, 2);
+    ck_assert_str_eq(c.tasks[0], "sal");
+}
+END_TEST
+
+static void expect_refused(const char *text, const char *needle) {
+    mt_config c;
+    mt_status st = load_text(&c, text);
+    ck_assert_msg(st != MT_OK, "accepted: %s", text);
+    ck_assert_msg(strstr(err, needle) != NULL, "message '%s' lacks '%s'", err, needle);
+}
+
+START_TEST(refusals_name_the_key) {
+    expect_refused("MODEL:\n  SWIN:\n    PATCH_SIZ: 4\nTASKS: [sal]\n", "MODEL.SWIN.PATCH_SIZ");
+    expect_refused("NOT_A_KEY: 1\n", "unknown key NOT_A_KEY");
+    expect_refused("MODEL:\n  SWIN:\n    EMBED_DIM: 9.5\nTASKS: [sal]\n", "MODEL.SWIN.EMBED_DIM");
+    expect_refused("MODEL:\n  MTLORA:\n    SHARED_MODE: addition\nTASKS: [sal]\n", "SHARED_MODE");
+    expect_refused("MODEL:\n  MTLORA:\n    ENABLED: maybe\nTASKS: [sal]\n", "MODEL.MTLORA.ENABLED");
+    expect_refused("TASKS: [semseg, depth]\n", "unknown task 'depth'");
+    expect_refused("TASKS: [sal, sal]\n", "twice");
+    expect_refused("DATA: {IMG_SIZE: 416}\nTASKS: [sal]\n", "does not divide");
+    expect_refused("DATA: {IMG_SIZE: 450}\nTASKS: [sal]\n", "patch size");
+    expect_refused("MODEL:\n  SWIN:\n    NUM_HEADS: [3, 6, 12]\nTASKS: [sal]\n", "NUM_HEADS");
+    expect_refused("MODEL:\n  SWIN:\n    NUM_HEADS: [5, 6, 12, 24]\nTASKS: [sal]\n", "heads must divide");
+    expect_refused("MODEL:\n  MTLORA:\n    ENABLED: True\n    R: [4, 4]\nTASKS: [sal]\n", "MODEL.MTLORA.R");
+    expect_refused("MODEL:\n  MTLORA:\n    ENABLED: True\n    R_PER_TASK:\n      sal: [4]\nTASKS: [sal]\n",
+                   "R_PER_TASK.shared");
+    expect_refused("MODEL:\n  MTLORA:\n    ENABLED: True\n    R_PER_TASK:\n      shared: [4]\nTASKS: [sal]\n",
+                   "R_PER_TASK.sal");
+    expect_refused("MODEL:\n  MTLORA:\n    ENABLED: True\n    FC1_ENABLED: False\nTASKS: [sal]\n", "FC1_ENABLED");
+    expect_refused("MODEL: {DROP_RATE: 0.1}\nTASKS: [sal]\n", "DROP_RATE");
+    expect_refused("MODEL:\n  SWIN: [1, 2]\n", "MODEL.SWIN");
+    expect_refused("MODEL:\n  SWIN:\n    EMBED_DIM: [96\n", "YAML error");
+    expect_refused("DATA: {IMG_SIZE: 448}\n", "TASKS");
+    mt_config c;
+    mt_config_default(&c);
+    ck_assert_int_eq(mt_config_load(&c, "/nonexistent/x.yaml", err, sizeof err), MT_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/x.yaml"));
+    ck_assert_int_ne(mt_config_set(&c, "MODEL.SWIN.WINDOW_SIZE", "seven", err, sizeof err), MT_OK);
+    ck_assert_ptr_nonnull(strstr(err, "MODEL.SWIN.WINDOW_SIZE"));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("yaml");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, builtin_is_swin_t_448_r64);
+    tcase_add_test(tc, official_file_loads);
+    tcase_add_test(tc, counts_match_the_paper_setups);
+    tcase_add_test(tc, swin_s_and_b);
+    tcase_add_test(tc, opts_and_tasks);
+    tcase_add_test(tc, refusals_name_the_key);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,211 @@
+/* test_weights_io.c - safetensors reading/writing and model weights by
+ * official name: round trip, ImageNet Swin initialisation with plain names,
+ * and refusals of malformed, truncated, incomplete or mismatched files. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mtlora/config.h"
+#include "mtlora/model.h"
+#include "mtlora/safetensors.h"
+#include "test_util.h"
+
+static char path[256], err[1024];
+
+static mt_model *small_model(mt_ctx *ctx, uint64_t seed) {
+    mt_config c;
+    mt_config_default(&c);
+    const char *kv[][2] = {{"DATA.IMG_SIZE", "32"}, {"MODEL.SWIN.EMBED_DIM", "8"},
+                           {"MODEL.SWIN.DEPTHS", "[2, 2]"}, {"MODEL.SWIN.NUM_HEADS", "[1, 2]"},
+                           {"MODEL.SWIN.WINDOW_SIZE", "4"}, {"MODEL.DECODER_CHANNELS", "[4, 4]"},
+                           {"MODEL.MTLORA.ENABLED", "True"}, {"MODEL.MTLORA.R", "[4]"},
+                           {"MODEL.MTLORA.SHARED_SCALE", "[4.0]"}, {"MODEL.MTLORA.DROPOUT", "[0.05]"},
+                           {"TASKS", "[semseg, normals]"}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        ck_assert_msg(mt_config_set(&c, kv[i][0], kv[i][1], err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    mt_model *m;
+    ck_assert_int_eq(mt_model_create(&m, ctx, &c, seed), MT_OK);
+    return m;
+}
+
+static void write_bytes(const char *p, const void *d, size_t n) {
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(d, 1, n, f);
+    fclose(f);
+}
+
+START_TEST(round_trip_by_name) {
+    mt_ctx *ctx = test_ctx();
+    mt_model *a = small_model(ctx, 1), *b = small_model(ctx, 2);
+    param_bank *ba = mt_model_bank(a), *bb = mt_model_bank(b);
+    ck_assert(memcmp(ba->trainable, bb->trainable, ba->n_trainable * sizeof(float)) != 0);
+    snprintf(path, sizeof path, "/tmp/mtlora_w_%d.safetensors", (int)getpid());
+    ck_assert_int_eq(mt_model_save(a, ctx, path), MT_OK);
+    ck_assert_msg(mt_model_load(b, ctx, path, MT_LOAD_CHECKPOINT) == MT_OK, "%s", mt_ctx_error(ctx));
+    ck_assert(memcmp(ba->trainable, bb->trainable, ba->n_trainable * sizeof(float)) == 0);
+    ck_assert(memcmp(ba->frozen, bb->frozen, ba->n_frozen * sizeof(float)) == 0);
+    ck_assert(memcmp(ba->buffers, bb->buffers, ba->n_buffer * sizeof(float)) == 0);
+    /* the file carries the official buffers too */
+    st_file f;
+    ck_assert_int_eq(st_load(&f, path, err, sizeof err), MT_OK);
+    ck_assert_ptr_nonnull(st_find(&f, "backbone.layers.0.blocks.1.attn_mask"));
+    const st_tensor *idx = st_find(&f, "backbone.layers.1.blocks.0.attn.relative_position_index");
+    ck_assert_ptr_nonnull(idx);
+    ck_assert_int_eq(idx->dtype, ST_I64);
+    ck_assert_ptr_nonnull(st_find(&f, "decoders.decoders.normals.last_layer.1.num_batches_tracked"));
+    ck_assert_ptr_nonnull(st_find(&f, "backbone.layers.0.blocks.1.attn.proj.lora_tasks_A.normals"));
+    st_free(&f);
+    remove(path);
+    mt_model_destroy(a);
+    mt_model_destroy(b);
+    mt_ctx_destroy(ctx);
+}
+END_TEST
+
+START_TEST(malformed_files_refused) {
+    snprintf(path, sizeof path, "/tmp/mtlora_bad_%d.safetensors", (int)getpid());
+    st_file f;
+    write_bytes(path, "abc", 3);
+    ck_assert_int_eq(st_load(&f, path, err, sizeof err), MT_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "too short"));
+    unsigned char big[16] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, '{', '}'};
+    write_bytes(path, big, sizeof big);
+    ck_assert_int_eq(st_load(&f, path, err, sizeof err), MT_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "header length"));
+    const char *cases[][2] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", "expected"},
+        {"{\"a\":{\"dtype\":\"Q8\",\"shape\":[2],\"data_offsets\":[0,8]}}", "unsupported dtype"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", "do not match"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", "truncated"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", "lacks"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", "integer"},
+        {"[1,2]", "expected '{'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *h = cases[i][0];
+        size_t hl = strlen(h);
+        unsigned char *buf = calloc(1, 8 + hl + 8);
+        for (int k = 0; k < 8; k++) buf[k] = (unsigned char)((uint64_t)hl >> (8 * k));
+        memcpy(buf + 8, h, hl);
+        write_bytes(path, buf, 8 + hl + 8); /* 8 data bytes */
+        free(buf);
+        mt_status st = st_load(&f, path, err, sizeof err);
+        ck_assert_msg(st == MT_ERR_FORMAT, "case %zu accepted", i);
+        ck_assert_msg(strstr(err, cases[i][1]) != NULL, "case %zu: '%s' lacks '%s'", i, err, cases[i][1]);
+    }
+    ck_assert_int_eq(st_load(&f, "/nonexistent/w.safetensors", err, sizeof err), MT_ERR_IO);
+    remove(path);
+}
+END_TEST
+
+START_TEST(incomplete_or_foreign_weights_listed_by_name) {
+    mt_ctx *ctx = test_ctx();
+    mt_model *m = small_model(ctx, 1);
+    param_bank *bank = mt_model_bank(m);
+    snprintf(path, sizeof path, "/tmp/mtlora_part_%d.safetensors", (int)getpid());
+    /* every tensor but one, one renamed, one wrongly shaped */
+    st_entry *e = calloc((size_t)bank->count, sizeof *e);
+    int64_t bad_shape[1] = {3};
+    int n = 0;
+    for (int i = 0; i < bank->count; i++) {
+        const param_entry *p = &bank->entries[i];
+        if (!strcmp(p->name, "backbone.patch_embed.norm.bias")) continue;
+        e[n].name = p->name;
+        e[n].dtype = ST_F32;
+        e[n].ndim = p->ndim;
+        e[n].shape = p->shape;
+        e[n].data = param_bank_value(bank, p);
+        if (!strcmp(p->name, "backbone.layers.0.blocks.0.norm1.weight")) e[n].name = "backbone.layers.0.blocks.0.norm9.weight";
+        if (!strcmp(p->name, "backbone.layers.1.blocks.0.norm1.bias")) { e[n].ndim = 1; e[n].shape = bad_shape; }
+        n++;
+    }
+    ck_assert_int_eq(st_write(path, e, n, NULL, 0, err, sizeof err), MT_OK);
+    float before = bank->trainable[0];
+    bank->trainable[0] = 123.0f;
+    mt_status st = mt_model_load(m, ctx, path, MT_LOAD_CHECKPOINT);
+    ck_assert_int_eq(st, MT_ERR_FORMAT);
+    const char *msg = mt_ctx_error(ctx);
+    ck_assert_ptr_nonnull(strstr(msg, "backbone.patch_embed.norm.bias"));
+    ck_assert_ptr_nonnull(strstr(msg, "backbone.layers.0.blocks.0.norm9.weight"));
+    ck_assert_ptr_nonnull(strstr(msg, "backbone.layers.1.blocks.0.norm1.bias (file [3]"));
+    ck_assert_ptr_nonnull(strstr(msg, "wrongly shaped"));
+    ck_assert(bank->trainable[0] == 123.0f); /* nothing half-applied */
+    (void)before;
+    free(e);
+    remove(path);
+    mt_model_destroy(m);
+    mt_ctx_destroy(ctx);
+}
+END_TEST
+
+/* An ImageNet Swin checkpoint with plain names ("layers.0.blocks.0.attn.qkv.weight",
+ * head.*, norm.*, attn_mask, relative_position_index) initialises the encoder. */
+static void pretrained_case(const char *prefix) {
+    mt_ctx *ctx = test_ctx();
+    mt_model *src = small_model(ctx, 5), *dst = small_model(ctx, 6);
+    param_bank *bs = mt_model_bank(src), *bd = mt_model_bank(dst);
+    snprintf(path, sizeof path, "/tmp/mtlora_pre_%d.safetensors", (int)getpid());
+    st_entry *e = calloc((size_t)bs->count + 4, sizeof *e);
+    char (*names)[160] = calloc((size_t)bs->count + 4, 160);
+    int n = 0;
+    for (int i = 0; i < bs->count; i++) {
+        const param_entry *p = &bs->entries[i];
+        if (strncmp(p->name, "backbone.", 9) || strstr(p->name, "lora_")) continue;
+        char plain[160];
+        snprintf(plain, sizeof plain, "%s", p->name + 9);
+        char *lin = strstr(plain, ".linear.");
+        if (lin) memmove(lin, lin + 7, strlen(lin + 7) + 1); /* "qkv.linear.weight" -> "qkv.weight" */
+        snprintf(names[n], 160, "%s%s", prefix, plain);
+        e[n] = (st_entry){names[n], ST_F32, p->ndim, p->shape, param_bank_value(bs, p)};
+        n++;
+    }
+    static float head_w[10 * 16], norm_w[16];
+    static int64_t hs[2] = {10, 16}, ns[1] = {16};
+    snprintf(names[n], 160, "%shead.weight", prefix);
+    e[n++] = (st_entry){names[n - 1], ST_F32, 2, hs, head_w};
+    snprintf(names[n], 160, "%snorm.weight", prefix);
+    e[n++] = (st_entry){names[n - 1], ST_F32, 1, ns, norm_w};
+    ck_assert_int_eq(st_write(path, e, n, NULL, 0, err, sizeof err), MT_OK);
+    float lora_before = bd->trainable[param_bank_find(bd, "backbone.layers.0.blocks.0.attn.qkv.lora_shared_A")->offset];
+    ck_assert_msg(mt_model_load(dst, ctx, path, MT_LOAD_PRETRAINED) == MT_OK, "%s", mt_ctx_error(ctx));
+    for (int i = 0; i < bd->count; i++) {
+        const param_entry *p = &bd->entries[i];
+        if (strncmp(p->name, "backbone.", 9) || strstr(p->name, "lora_")) continue;
+        ck_assert_msg(memcmp(param_bank_value(bd, p), param_bank_value(bs, param_bank_find(bs, p->name)),
+                             p->count * sizeof(float)) == 0, "%s not loaded", p->name);
+    }
+    ck_assert(bd->trainable[param_bank_find(bd, "backbone.layers.0.blocks.0.attn.qkv.lora_shared_A")->offset] ==
+              lora_before);
+    free(e);
+    free(names);
+    remove(path);
+    mt_model_destroy(src);
+    mt_model_destroy(dst);
+    mt_ctx_destroy(ctx);
+}
+
+START_TEST(pretrained_plain_names) { pretrained_case(""); }
+END_TEST
+START_TEST(pretrained_backbone_prefix) { pretrained_case("backbone."); }
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("weights_io");
+    TCase *tc = tcase_create("safetensors");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, round_trip_by_name);
+    tcase_add_test(tc, malformed_files_refused);
+    tcase_add_test(tc, incomplete_or_foreign_weights_listed_by_name);
+    tcase_add_test(tc, pretrained_plain_names);
+    tcase_add_test(tc, pretrained_backbone_prefix);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
