@@ -62,6 +62,14 @@ mt_status window_attention_forward(mt_ctx *ctx, float *out, float *probs,
 mt_status window_attention_backward(mt_ctx *ctx, float *dqkv, float *dtable,
                                     const float *dout, const float *qkv,
                                     const float *probs, int nwb, int ws, int C, int heads) {
+    return window_attention_backward_ex(ctx, dqkv, dtable, dout, qkv, probs, nwb, ws, C, heads, 1);
+}
+
+/* dq, dk and dv are disjoint slices written once each, so with
+ * accumulate = 0 they are plain writes and dqkv needs no zeroing. */
+mt_status window_attention_backward_ex(mt_ctx *ctx, float *dqkv, float *dtable, const float *dout,
+                                       const float *qkv, const float *probs, int nwb, int ws,
+                                       int C, int heads, int accumulate) {
     const char *what = "window_attention_backward";
     MT_NEED_PTR(ctx, what, dout);
     MT_NEED_PTR(ctx, what, qkv);
@@ -84,7 +92,7 @@ mt_status window_attention_backward(mt_ctx *ctx, float *dqkv, float *dtable,
                        hd, N, 1.0f, 0));
     if (dqkv) /* dv += probs^T . dout */
         MT_CHECK(mt_matmul(ctx, what, dqkv + 2 * C, qkv_s, probs, pts, dout, ds, NULL, nwb,
-                           heads, N, N, hd, 1.0f, 1));
+                           heads, N, N, hd, 1.0f, accumulate));
     MT_CHECK(softmax_backward_into(ctx, dscores, dprobs, probs, (int)(nwb * heads * N), (int)N));
     if (dtable) {
         /* Sum over windows first (parallel over entries, fixed order), then
@@ -109,9 +117,9 @@ mt_status window_attention_backward(mt_ctx *ctx, float *dqkv, float *dtable,
     if (dqkv) {
         /* dq += scale * dscores . k ; dk += scale * dscores^T . q */
         MT_CHECK(mt_matmul(ctx, what, dqkv, qkv_s, dscores, ps, qkv + C, qkv_s, NULL, nwb, heads,
-                           N, N, hd, scale, 1));
+                           N, N, hd, scale, accumulate));
         MT_CHECK(mt_matmul(ctx, what, dqkv + C, qkv_s, dscores, pts, qkv, qkv_s, NULL, nwb,
-                           heads, N, N, hd, scale, 1));
+                           heads, N, N, hd, scale, accumulate));
     }
     return MT_OK;
 }

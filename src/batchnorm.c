@@ -49,8 +49,31 @@ mt_status batchnorm_forward(mt_ctx *ctx, float *out, float *save_mean, float *sa
                            "%s: training needs more than one value per channel (B=%d HW=%d)",
                            what, B, HW);
     }
+    /* Training statistics are ours, two passes in double per channel (as
+     * PyTorch's CPU kernel accumulates): oneDNN's float statistics moved
+     * outputs near zero across the following ReLU often enough to cost the
+     * Swin-T decoders two digits of gradient accuracy. oneDNN then
+     * normalises with them as given statistics. */
+    if (training) {
+        const double cnt = (double)B * HW;
+        #pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double s = 0.0, ss = 0.0;
+            for (int b = 0; b < B; b++) {
+                const float *x = inp + ((size_t)b * C + c) * HW;
+                for (int i = 0; i < HW; i++) s += x[i];
+            }
+            double mean = s / cnt;
+            for (int b = 0; b < B; b++) {
+                const float *x = inp + ((size_t)b * C + c) * HW;
+                for (int i = 0; i < HW; i++) ss += ((double)x[i] - mean) * ((double)x[i] - mean);
+            }
+            save_mean[c] = (float)mean;
+            save_var[c] = (float)(ss / cnt);
+        }
+    }
     mt_prim *p;
-    MT_CHECK(bn_fwd_prim(ctx, what, B, C, HW, training, &p));
+    MT_CHECK(bn_fwd_prim(ctx, what, B, C, HW, 0, &p));
     void *ptrs[6] = {(void *)inp, out, (void *)weight, (void *)bias,
                      training ? save_mean : running_mean, training ? save_var : running_var};
     MT_CHECK(mt_prim_run(ctx, what, p, ptrs));

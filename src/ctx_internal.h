@@ -162,6 +162,29 @@ mt_status mt_matmul_add(mt_ctx *ctx, const char *what, float *c, const float *d,
                         const float *a, const int64_t as[2], const float *b, const int64_t bs[2],
                         int64_t m, int64_t k, int64_t n, float scale);
 
+/* Backward variants with the accumulation made explicit: accumulate = 0
+ * overwrites the data gradient instead of adding to it, so a caller whose
+ * buffer would otherwise be zeroed first saves two passes over it. The
+ * public *_backward functions are these with accumulate = 1. */
+mt_status linear_backward_ex(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight, int rows,
+                             int in_dim, int out_dim, int accumulate);
+mt_status lora_delta_backward_ex(mt_ctx *ctx, float *dx, float *dA, float *dB, const float *dy,
+                                 const float *x, const float *mid, const float *A, const float *B,
+                                 float scale, int rows, int in_dim, int out_dim, int rank,
+                                 int accumulate);
+mt_status gelu_backward_ex(mt_ctx *ctx, float *dinp, const float *dout, const float *inp,
+                           size_t n, int accumulate);
+mt_status window_attention_backward_ex(mt_ctx *ctx, float *dqkv, float *dtable, const float *dout,
+                                       const float *qkv, const float *probs, int nwb, int ws,
+                                       int C, int heads, int accumulate);
+mt_status window_partition_backward_ex(mt_ctx *ctx, float *dx, const float *dwindows, int B,
+                                       int H, int W, int C, int ws, int accumulate);
+mt_status window_reverse_backward_ex(mt_ctx *ctx, float *dwindows, const float *dx, int B, int H,
+                                     int W, int C, int ws, int accumulate);
+mt_status roll_backward_ex(mt_ctx *ctx, float *dx, const float *dout, int B, int H, int W, int C,
+                           int sh, int sw, int accumulate);
+
 /* dsrc = softmax backward of (out, dout) over rows of `cols`, overwritten. */
 mt_status softmax_backward_into(mt_ctx *ctx, float *dsrc, const float *dout, const float *out,
                                 int rows, int cols);

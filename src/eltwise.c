@@ -33,7 +33,8 @@ static mt_status eltwise_forward(mt_ctx *ctx, const char *what, dnnl_alg_kind_t 
 }
 
 static mt_status eltwise_backward(mt_ctx *ctx, const char *what, dnnl_alg_kind_t alg,
-                                  float *dinp, const float *dout, const float *inp, size_t n) {
+                                  float *dinp, const float *dout, const float *inp, size_t n,
+                                  int accumulate) {
     MT_NEED_PTR(ctx, what, dout);
     MT_NEED_PTR(ctx, what, inp);
     MT_NEED_DIMS(ctx, what, n > 0, "n=%zu", n);
@@ -51,11 +52,14 @@ static mt_status eltwise_backward(mt_ctx *ctx, const char *what, dnnl_alg_kind_t
         int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
         MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, 3, &p));
     }
-    float *tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
-    if (!tmp) return MT_ERR_NOMEM;
+    float *tmp = dinp;
+    if (accumulate) {
+        tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
+        if (!tmp) return MT_ERR_NOMEM;
+    }
     void *ptrs[3] = {(void *)inp, (void *)dout, tmp};
     MT_CHECK(mt_prim_run(ctx, what, p, ptrs));
-    mt_add_inplace(dinp, tmp, n);
+    if (accumulate) mt_add_inplace(dinp, tmp, n);
     return MT_OK;
 }
 
@@ -63,11 +67,16 @@ mt_status gelu_forward(mt_ctx *ctx, float *out, const float *inp, size_t n) {
     return eltwise_forward(ctx, "gelu_forward", dnnl_eltwise_gelu_erf, out, inp, n);
 }
 mt_status gelu_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n) {
-    return eltwise_backward(ctx, "gelu_backward", dnnl_eltwise_gelu_erf, dinp, dout, inp, n);
+    return eltwise_backward(ctx, "gelu_backward", dnnl_eltwise_gelu_erf, dinp, dout, inp, n, 1);
+}
+mt_status gelu_backward_ex(mt_ctx *ctx, float *dinp, const float *dout, const float *inp,
+                           size_t n, int accumulate) {
+    return eltwise_backward(ctx, "gelu_backward", dnnl_eltwise_gelu_erf, dinp, dout, inp, n,
+                            accumulate);
 }
 mt_status relu_forward(mt_ctx *ctx, float *out, const float *inp, size_t n) {
     return eltwise_forward(ctx, "relu_forward", dnnl_eltwise_relu, out, inp, n);
 }
 mt_status relu_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n) {
-    return eltwise_backward(ctx, "relu_backward", dnnl_eltwise_relu, dinp, dout, inp, n);
+    return eltwise_backward(ctx, "relu_backward", dnnl_eltwise_relu, dinp, dout, inp, n, 1);
 }

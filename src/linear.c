@@ -66,6 +66,12 @@ static mt_status bias_grad(mt_ctx *ctx, float *dbias, const float *dout, int row
 mt_status linear_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
                           const float *dout, const float *inp, const float *weight,
                           int rows, int in_dim, int out_dim) {
+    return linear_backward_ex(ctx, dinp, dweight, dbias, dout, inp, weight, rows, in_dim, out_dim, 1);
+}
+
+mt_status linear_backward_ex(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight, int rows,
+                             int in_dim, int out_dim, int accumulate) {
     const char *what = "linear_backward";
     MT_NEED_PTR(ctx, what, dout);
     MT_CHECK(linear_check(ctx, what, rows, in_dim, out_dim));
@@ -73,7 +79,7 @@ mt_status linear_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
         MT_NEED_PTR(ctx, what, weight);
         /* dinp[rows,in] += dout[rows,out] x W[out,in] */
         MT_CHECK(matmul2d(ctx, what, dinp, dout, weight, NULL, rows, out_dim, in_dim, out_dim,
-                          1, in_dim, 1, 1));
+                          1, in_dim, 1, accumulate));
     }
     if (dweight) {
         MT_NEED_PTR(ctx, what, inp);

@@ -35,6 +35,14 @@ mt_status lora_delta_forward(mt_ctx *ctx, float *y, const float *base, float *mi
 mt_status lora_delta_backward(mt_ctx *ctx, float *dx, float *dA, float *dB, const float *dy,
                               const float *x, const float *mid, const float *A, const float *B,
                               float scale, int rows, int in_dim, int out_dim, int rank) {
+    return lora_delta_backward_ex(ctx, dx, dA, dB, dy, x, mid, A, B, scale, rows, in_dim, out_dim,
+                                  rank, 1);
+}
+
+mt_status lora_delta_backward_ex(mt_ctx *ctx, float *dx, float *dA, float *dB, const float *dy,
+                                 const float *x, const float *mid, const float *A, const float *B,
+                                 float scale, int rows, int in_dim, int out_dim, int rank,
+                                 int accumulate) {
     const char *what = "lora_delta_backward";
     MT_NEED_PTR(ctx, what, dy);
     MT_NEED_PTR(ctx, what, B);
@@ -62,7 +70,7 @@ mt_status lora_delta_backward(mt_ctx *ctx, float *dx, float *dA, float *dB, cons
     if (dx) { /* dx[rows, in] += dmid A */
         MT_NEED_PTR(ctx, what, A);
         MT_CHECK(mt_matmul(ctx, what, dx, xs, dmid, ms, A, as, NULL, 1, 1, rows, rank, in_dim,
-                           1.0f, 1));
+                           1.0f, accumulate));
     }
     return MT_OK;
 }

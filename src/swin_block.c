@@ -58,23 +58,23 @@ static mt_status from_windows(mt_ctx *ctx, const swin_block *blk, float *img, co
     return roll_forward(ctx, img, tmp, B, blk->H, blk->W, blk->dim, blk->shift, blk->shift);
 }
 
-/* d_img += adjoint of to_windows applied to d_win. tmp is scratch. */
+/* d_img = adjoint of to_windows applied to d_win (overwritten; no zeroing
+ * needed: both moves are permutations). tmp is scratch. */
 static mt_status to_windows_bwd(mt_ctx *ctx, const swin_block *blk, float *d_img,
                                 const float *d_win, float *tmp, int B) {
     if (!blk->shift)
-        return window_partition_backward(ctx, d_img, d_win, B, blk->H, blk->W, blk->dim, blk->ws);
-    zero(tmp, (size_t)B * blk->H * blk->W * blk->dim);
-    MT_CHECK(window_partition_backward(ctx, tmp, d_win, B, blk->H, blk->W, blk->dim, blk->ws));
-    return roll_backward(ctx, d_img, tmp, B, blk->H, blk->W, blk->dim, -blk->shift, -blk->shift);
+        return window_partition_backward_ex(ctx, d_img, d_win, B, blk->H, blk->W, blk->dim, blk->ws, 0);
+    MT_CHECK(window_partition_backward_ex(ctx, tmp, d_win, B, blk->H, blk->W, blk->dim, blk->ws, 0));
+    return roll_backward_ex(ctx, d_img, tmp, B, blk->H, blk->W, blk->dim, -blk->shift, -blk->shift, 0);
 }
 
+/* d_win = adjoint of from_windows applied to d_img (overwritten). */
 static mt_status from_windows_bwd(mt_ctx *ctx, const swin_block *blk, float *d_win,
                                   const float *d_img, float *tmp, int B) {
     if (!blk->shift)
-        return window_reverse_backward(ctx, d_win, d_img, B, blk->H, blk->W, blk->dim, blk->ws);
-    zero(tmp, (size_t)B * blk->H * blk->W * blk->dim);
-    MT_CHECK(roll_backward(ctx, tmp, d_img, B, blk->H, blk->W, blk->dim, blk->shift, blk->shift));
-    return window_reverse_backward(ctx, d_win, tmp, B, blk->H, blk->W, blk->dim, blk->ws);
+        return window_reverse_backward_ex(ctx, d_win, d_img, B, blk->H, blk->W, blk->dim, blk->ws, 0);
+    MT_CHECK(roll_backward_ex(ctx, tmp, d_img, B, blk->H, blk->W, blk->dim, blk->shift, blk->shift, 0));
+    return window_reverse_backward_ex(ctx, d_win, tmp, B, blk->H, blk->W, blk->dim, blk->ws, 0);
 }
 
 static int dp_active(const swin_block *blk, int training) {
@@ -117,9 +117,8 @@ mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in,
     if (!drop_active(l, training))
         return lora_delta_backward(ctx, d_in, l->A.g, l->B.g, dy, in_d, mid, l->A.v, l->B.v,
                                    l->scale, rows, l->in, l->out, l->r);
-    zero(d_tmp, n);
-    MT_CHECK(lora_delta_backward(ctx, d_tmp, l->A.g, l->B.g, dy, in_d, mid, l->A.v, l->B.v,
-                                 l->scale, rows, l->in, l->out, l->r));
+    MT_CHECK(lora_delta_backward_ex(ctx, d_tmp, l->A.g, l->B.g, dy, in_d, mid, l->A.v, l->B.v,
+                                    l->scale, rows, l->in, l->out, l->r, 0));
     return dropout_backward(ctx, d_in, d_tmp, n, l->dropout, model_site_seed(seed, s), 0);
 }
 
@@ -205,6 +204,12 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     return MT_OK;
 }
 
+/* dst = src for the first contribution, dst += src after. */
+static void gather(float *dst, const float *src, size_t n, int first) {
+    if (first) mt_copy(dst, src, n);
+    else mt_add_inplace(dst, src, n);
+}
+
 mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_acts *a,
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed) {
@@ -212,70 +217,65 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     const int nwb = rows / (blk->ws * blk->ws);
     const size_t n = (size_t)rows * C, n4 = (size_t)rows * hid;
     const lora_linear *qkv = &blk->qkv, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
+    const int tasks = blk->ntask > 0;
 
-    zero(w->s_fc2, n);
-    zero(w->s_fc1, n4);
-    zero(w->s_proj, n);
-    zero(w->d_dh, n);
+    /* Gradient buffers are overwritten by their first writer and added to
+     * by the rest, so none is zeroed beforehand. With task paths the frozen
+     * weights see the sums s_* of every path's output gradient. */
+    if (tasks && proj->r) zero(w->d_dh, n);
     /* ---- task paths, each down to dx and the frozen-weight sums */
     for (int t = 0; t < blk->ntask; t++) {
         MT_CHECK(drop_path_grad(ctx, blk, w->t_fc2, dout_t[t], B, training, seed, SITE_DP_MLP_T + t));
-        mt_add_inplace(w->s_fc2, w->t_fc2, n);
-        zero(w->t_g, n4);
-        MT_CHECK(lora_delta_backward(ctx, w->t_g, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2, a->g_t[t],
-                                     a->mid_fc2_t[t], fc2->At[t].v, fc2->Bt[t].v, fc2->st[t],
-                                     rows, hid, C, fc2->rt[t]));
-        zero(w->t_fc1, n4);
-        MT_CHECK(gelu_backward(ctx, w->t_fc1, w->t_g, a->fc1_t[t], n4));
-        mt_add_inplace(w->s_fc1, w->t_fc1, n4);
-        zero(w->t_ln2, n);
-        MT_CHECK(lora_delta_backward(ctx, w->t_ln2, fc1->At[t].g, fc1->Bt[t].g, w->t_fc1,
-                                     a->ln2_t[t], a->mid_fc1_t[t], fc1->At[t].v, fc1->Bt[t].v,
-                                     fc1->st[t], rows, C, hid, fc1->rt[t]));
+        gather(w->s_fc2, w->t_fc2, n, t == 0);
+        MT_CHECK(lora_delta_backward_ex(ctx, w->t_g, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2, a->g_t[t],
+                                        a->mid_fc2_t[t], fc2->At[t].v, fc2->Bt[t].v, fc2->st[t],
+                                        rows, hid, C, fc2->rt[t], 0));
+        MT_CHECK(gelu_backward_ex(ctx, w->t_fc1, w->t_g, a->fc1_t[t], n4, 0));
+        gather(w->s_fc1, w->t_fc1, n4, t == 0);
+        MT_CHECK(lora_delta_backward_ex(ctx, w->t_ln2, fc1->At[t].g, fc1->Bt[t].g, w->t_fc1,
+                                        a->ln2_t[t], a->mid_fc1_t[t], fc1->At[t].v, fc1->Bt[t].v,
+                                        fc1->st[t], rows, C, hid, fc1->rt[t], 0));
         mt_copy(w->t_x1, dout_t[t], n);
         MT_CHECK(layernorm_backward(ctx, w->t_x1, blk->norm2_w.g, blk->norm2_b.g, w->t_ln2,
                                     a->x1_t[t], a->mean2_t[t], a->var2_t[t], blk->norm2_w.v,
                                     blk->norm2_b.v, rows, C));
         mt_add_inplace(dx, w->t_x1, n);
         MT_CHECK(drop_path_grad(ctx, blk, w->t_y, w->t_x1, B, training, seed, SITE_DP_ATTN_T + t));
-        zero(w->t_proj, n);
         MT_CHECK(from_windows_bwd(ctx, blk, w->t_proj, w->t_y, w->d_img, B));
-        mt_add_inplace(w->s_proj, w->t_proj, n);
+        gather(w->s_proj, w->t_proj, n, t == 0);
         MT_CHECK(lora_delta_backward(ctx, w->d_dh, proj->At[t].g, proj->Bt[t].g, w->t_proj,
                                      a->ctx_d, a->mid_proj_t[t], proj->At[t].v, proj->Bt[t].v,
                                      proj->st[t], rows, C, C, proj->rt[t]));
     }
     /* ---- shared path: fc2 */
     MT_CHECK(drop_path_grad(ctx, blk, w->d_fc2, dout, B, training, seed, SITE_DP_MLP));
-    mt_add_inplace(w->s_fc2, w->d_fc2, n);
-    zero(w->d_g, n4);
+    const float *s2 = w->d_fc2;
+    if (tasks) { mt_add_inplace(w->s_fc2, w->d_fc2, n); s2 = w->s_fc2; }
+    MT_CHECK(linear_backward_ex(ctx, w->d_g, fc2->w.g, fc2->b.g, s2, a->g, fc2->w.v, rows, hid, C, 0));
     MT_CHECK(shared_lora_backward(ctx, fc2, w->d_g, w->d_gd, w->d_fc2, a->g_d, a->mid_fc2, rows,
                                   training, seed, site(blk, SITE_FC2)));
-    MT_CHECK(linear_backward(ctx, w->d_g, fc2->w.g, fc2->b.g, w->s_fc2, a->g, fc2->w.v, rows, hid, C));
     /* fc1 */
-    zero(w->d_fc1, n4);
-    MT_CHECK(gelu_backward(ctx, w->d_fc1, w->d_g, a->fc1, n4));
-    mt_add_inplace(w->s_fc1, w->d_fc1, n4);
-    zero(w->d_ln2, n);
+    MT_CHECK(gelu_backward_ex(ctx, w->d_fc1, w->d_g, a->fc1, n4, 0));
+    const float *s1 = w->d_fc1;
+    if (tasks) { mt_add_inplace(w->s_fc1, w->d_fc1, n4); s1 = w->s_fc1; }
+    MT_CHECK(linear_backward_ex(ctx, w->d_ln2, fc1->w.g, fc1->b.g, s1, a->ln2, fc1->w.v, rows, C, hid, 0));
     MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, w->d_ln2d, w->d_fc1, a->ln2_d, a->mid_fc1,
                                   rows, training, seed, site(blk, SITE_FC1)));
-    MT_CHECK(linear_backward(ctx, w->d_ln2, fc1->w.g, fc1->b.g, w->s_fc1, a->ln2, fc1->w.v, rows, C, hid));
     mt_copy(w->d_x1, dout, n);
     MT_CHECK(layernorm_backward(ctx, w->d_x1, blk->norm2_w.g, blk->norm2_b.g, w->d_ln2, a->x1,
                                 a->mean2, a->var2, blk->norm2_w.v, blk->norm2_b.v, rows, C));
     mt_add_inplace(dx, w->d_x1, n);
     /* attention branch: proj */
     MT_CHECK(drop_path_grad(ctx, blk, w->d_y, w->d_x1, B, training, seed, SITE_DP_ATTN));
-    zero(w->d_proj, n);
     MT_CHECK(from_windows_bwd(ctx, blk, w->d_proj, w->d_y, w->d_img, B));
-    mt_add_inplace(w->s_proj, w->d_proj, n);
+    const float *sp = w->d_proj;
+    if (tasks) { mt_add_inplace(w->s_proj, w->d_proj, n); sp = w->s_proj; }
     if (proj->r)
-        MT_CHECK(lora_delta_backward(ctx, w->d_dh, proj->A.g, proj->B.g, w->d_proj, a->ctx_d,
-                                     a->mid_proj, proj->A.v, proj->B.v, proj->scale, rows, C, C,
-                                     proj->r));
-    zero(w->d_ctx, n);
-    MT_CHECK(linear_backward(ctx, w->d_ctx, proj->w.g, proj->b.g, w->s_proj, a->ctx, proj->w.v,
-                             rows, C, C));
+        MT_CHECK(lora_delta_backward_ex(ctx, w->d_dh, proj->A.g, proj->B.g, w->d_proj, a->ctx_d,
+                                        a->mid_proj, proj->A.v, proj->B.v, proj->scale, rows, C, C,
+                                        proj->r, tasks));
+    MT_CHECK(linear_backward_ex(ctx, w->d_ctx, proj->w.g, proj->b.g, sp, a->ctx, proj->w.v, rows,
+                                C, C, 0));
     if (proj->r) {
         if (drop_active(proj, training))
             MT_CHECK(dropout_backward(ctx, w->d_ctx, w->d_dh, n, proj->dropout,
@@ -284,15 +284,12 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
             mt_add_inplace(w->d_ctx, w->d_dh, n);
     }
     /* attention core and qkv */
-    zero(w->d_qkv, 3 * n);
-    MT_CHECK(window_attention_backward(ctx, w->d_qkv, blk->table.g, w->d_ctx, a->qkv, a->probs,
-                                       nwb, blk->ws, C, blk->heads));
-    zero(w->d_win, n);
+    MT_CHECK(window_attention_backward_ex(ctx, w->d_qkv, blk->table.g, w->d_ctx, a->qkv, a->probs,
+                                          nwb, blk->ws, C, blk->heads, 0));
+    MT_CHECK(linear_backward_ex(ctx, w->d_win, qkv->w.g, qkv->b.g, w->d_qkv, a->win, qkv->w.v, rows,
+                                C, 3 * C, 0));
     MT_CHECK(shared_lora_backward(ctx, qkv, w->d_win, w->d_dh, w->d_qkv, a->win_d, a->mid_qkv,
                                   rows, training, seed, site(blk, SITE_QKV)));
-    MT_CHECK(linear_backward(ctx, w->d_win, qkv->w.g, qkv->b.g, w->d_qkv, a->win, qkv->w.v, rows,
-                             C, 3 * C));
-    zero(w->d_ln1, n);
     MT_CHECK(to_windows_bwd(ctx, blk, w->d_ln1, w->d_win, w->d_img, B));
     return layernorm_backward(ctx, dx, blk->norm1_w.g, blk->norm1_b.g, w->d_ln1, x, a->mean1,
                               a->var1, blk->norm1_w.v, blk->norm1_b.v, rows, C);

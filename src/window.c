@@ -39,9 +39,14 @@ mt_status window_partition_forward(mt_ctx *ctx, float *windows, const float *x,
 
 mt_status window_partition_backward(mt_ctx *ctx, float *dx, const float *dwindows,
                                     int B, int H, int W, int C, int ws) {
+    return window_partition_backward_ex(ctx, dx, dwindows, B, H, W, C, ws, 1);
+}
+
+mt_status window_partition_backward_ex(mt_ctx *ctx, float *dx, const float *dwindows, int B,
+                                       int H, int W, int C, int ws, int accumulate) {
     const char *what = "window_partition_backward";
     MT_CHECK(window_check(ctx, what, dx, dwindows, B, H, W, C, ws));
-    return window_move(ctx, what, (float *)dwindows, dx, B, H, W, C, ws, 0, 1);
+    return window_move(ctx, what, (float *)dwindows, dx, B, H, W, C, ws, 0, accumulate);
 }
 
 mt_status window_reverse_forward(mt_ctx *ctx, float *x, const float *windows,
@@ -53,9 +58,14 @@ mt_status window_reverse_forward(mt_ctx *ctx, float *x, const float *windows,
 
 mt_status window_reverse_backward(mt_ctx *ctx, float *dwindows, const float *dx,
                                   int B, int H, int W, int C, int ws) {
+    return window_reverse_backward_ex(ctx, dwindows, dx, B, H, W, C, ws, 1);
+}
+
+mt_status window_reverse_backward_ex(mt_ctx *ctx, float *dwindows, const float *dx, int B, int H,
+                                     int W, int C, int ws, int accumulate) {
     const char *what = "window_reverse_backward";
     MT_CHECK(window_check(ctx, what, dwindows, dx, B, H, W, C, ws));
-    return window_move(ctx, what, dwindows, (float *)dx, B, H, W, C, ws, 1, 1);
+    return window_move(ctx, what, dwindows, (float *)dx, B, H, W, C, ws, 1, accumulate);
 }
 
 static int mod(int a, int m) { int r = a % m; return r < 0 ? r + m : r; }
@@ -93,9 +103,14 @@ mt_status roll_forward(mt_ctx *ctx, float *out, const float *x, int B, int H, in
 
 mt_status roll_backward(mt_ctx *ctx, float *dx, const float *dout, int B, int H, int W, int C,
                         int sh, int sw) {
+    return roll_backward_ex(ctx, dx, dout, B, H, W, C, sh, sw, 1);
+}
+
+mt_status roll_backward_ex(mt_ctx *ctx, float *dx, const float *dout, int B, int H, int W, int C,
+                           int sh, int sw, int accumulate) {
     MT_CHECK(window_check(ctx, "roll_backward", dx, dout, B, H, W, C, 1));
     if (dx == dout) return mt_fail(ctx, MT_ERR_ARG, "roll_backward: dx must not alias dout");
-    roll_move(dx, dout, B, H, W, C, sh, sw, 1, 1);
+    roll_move(dx, dout, B, H, W, C, sh, sw, 1, accumulate);
     return MT_OK;
 }
 

@@ -13,6 +13,7 @@ writes, per case, OUT_DIR/CASE/{config.yaml, weights.safetensors,
 case.bin (images, targets, logits, losses), grads.safetensors,
 step2.safetensors (trainable values after two AdamW steps)}.
 """
+import json
 import math
 import os
 import sys
@@ -34,7 +35,7 @@ class Spec:
     """Geometry of a small config (official key names in `yaml`)."""
 
     def __init__(self, img, embed, depths, heads, ws, tasks, r, rt, scale, dec, mtlora=True,
-                 qkv=True, downsampler=False, freeze=True, batch=2):
+                 qkv=True, downsampler=False, freeze=True, batch=2, init="wide"):
         self.__dict__.update(locals())
         del self.__dict__["self"]
         self.L = len(depths)
@@ -147,8 +148,14 @@ def build_params(spec, gen):
         add(f"{pre}.3.weight", (NUM_OUT[t], 4 * cs, 1, 1))
         add(f"{pre}.3.bias", (NUM_OUT[t],))
     params, trainable = {}, set()
+    official = spec.init == "official"
     for name, (shape, tr) in P.items():
-        if name.endswith("running_mean"):
+        if official and name.startswith("backbone.") and len(shape) >= 2 and \
+                "lora_shared_A" not in name and "lora_tasks_A" not in name and "patch_embed" not in name:
+            # the official initialisation's magnitudes (trunc-normal 0.02 for
+            # linears and tables), with LoRA B small but non-zero
+            v = 0.02 * torch.randn(shape, generator=gen)
+        elif name.endswith("running_mean"):
             v = torch.randn(shape, generator=gen) * 0.1
         elif name.endswith("running_var"):
             v = 1.0 + torch.rand(shape, generator=gen)
@@ -320,7 +327,7 @@ def make_targets(spec, gen):
     return tg
 
 
-def run_case(spec, out_dir, seed=7, lr=1e-3):
+def run_case(spec, out_dir, seed=7, lr=1e-3, adamw=True):
     gen = torch.Generator().manual_seed(seed)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "config.yaml"), "w") as f:
@@ -364,6 +371,30 @@ def run_case(spec, out_dir, seed=7, lr=1e-3):
                       {n: g.numpy() for n, g in zip(names, grads)},
                       {"unused": ",".join(unused)})
 
+    if not adamw:
+        # PyTorch's own float32 run of the same step, as the yardstick for
+        # what float32 can reach on this model (the C test must do as well)
+        import ref_ops
+        orig = ref_ops.shifted_mask
+        globals()["shifted_mask"] = lambda *a: orig(*a).float()
+        st32 = {k: v.clone().float() for k, v in params.items() if "running_" in k}
+        l32 = {k: v.float().clone().requires_grad_(k in trainable) for k, v in params.items()}
+        lg32 = forward(spec, l32, images.float(), st32)
+        tot32 = sum(LOSS_W[t] * task_loss(t, lg32[t], targets[t].float()) for t in spec.tasks)
+        g32 = torch.autograd.grad(tot32, [l32[n] for n in names])
+        globals()["shifted_mask"] = orig
+        f32 = {"logits_" + t: float((lg32[t].double() - logits[t].detach()).abs().max() /
+                                    logits[t].detach().abs().max()) for t in spec.tasks}
+        gmax = max(float(g.abs().max()) for g in grads)
+        per = {n: float((a.double() - b).abs().max()) / max(float(b.abs().max()), 1e-3 * gmax)
+               for n, a, b in zip(names, g32, grads)}
+        f32["grad_worst"] = max(per.values())
+        write_safetensors(os.path.join(out_dir, "torch_f32_grad_error.safetensors"),
+                          {n: np.array([v], np.float32) for n, v in per.items()})
+        with open(os.path.join(out_dir, "torch_f32_error.json"), "w") as f:
+            json.dump(f32, f, indent=1)
+        print("torch float32 vs float64:", json.dumps(f32))
+        return len(names), sum(int(np.prod(params[n].shape)) for n in names)
     # Two AdamW steps as the official optimizer groups them.
     tp = {n: params[n].clone().requires_grad_(True) for n in names}
     decay = [tp[n] for n in names if not (len(params[n].shape) == 1 or n.endswith(".bias"))]
@@ -400,10 +431,21 @@ CASES = {
                     mtlora=False),
 }
 
+# The default model, one step (slow: float64 Swin-T at 448x448); run on
+# request only, by the `model_parity_swin_t` test (ctest -L slow).
+SLOW = {
+    "swin_t_448": Spec(img=448, embed=96, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), ws=7,
+                       tasks=("semseg", "human_parts", "sal", "normals"), r=64, rt=4, scale=4.0,
+                       dec=(18, 36, 72, 144), batch=1, init="official"),
+}
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     out = sys.argv[1]
     which = sys.argv[2:] or list(CASES)
     for name in which:
-        n, count = run_case(CASES[name], os.path.join(out, name))
+        if name in SLOW:
+            n, count = run_case(SLOW[name], os.path.join(out, name), adamw=False)
+        else:
+            n, count = run_case(CASES[name], os.path.join(out, name))
         print(f"{name}: {n} trainable tensors, {count} values")
