@@ -9,17 +9,7 @@
 
 #include "mtlora/h5io.h"
 
-static mt_status fail(char *err, size_t errlen, mt_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static mt_status fail(char *err, size_t errlen, mt_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
+#define fail mt_errf
 
 static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 

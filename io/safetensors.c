@@ -10,17 +10,7 @@
 
 #include "mtlora/safetensors.h"
 
-static mt_status fail(char *err, size_t errlen, mt_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static mt_status fail(char *err, size_t errlen, mt_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
+#define fail mt_errf
 
 static const struct {
     const char *name;

@@ -169,17 +169,7 @@ static const struct {
 };
 #define NTASKINFO (sizeof TASK_INFO / sizeof TASK_INFO[0])
 
-static mt_status fail(char *err, size_t errlen, mt_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static mt_status fail(char *err, size_t errlen, mt_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
+#define fail mt_errf
 
 /* config.py's defaults, exactly. */
 void mt_config_default(mt_config *c) {

@@ -1,4 +1,7 @@
 /* status.c - names of status codes. */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "mtlora/status.h"
 
 const char *mt_status_name(mt_status st) {
@@ -12,4 +15,14 @@ const char *mt_status_name(mt_status st) {
     case MT_ERR_FORMAT: return "MT_ERR_FORMAT";
     }
     return "MT_ERR_UNKNOWN";
+}
+
+mt_status mt_errf(char *err, size_t errlen, mt_status st, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
 }

@@ -55,9 +55,5 @@ int main(void) {
     tcase_add_test(tc, cache_reuses_primitives);
     tcase_add_test(tc, cache_grows_past_initial_capacity);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

@@ -352,9 +352,5 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, adamw_mtlora_plus);
     tcase_add_test(tc, adamw_full_ft);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

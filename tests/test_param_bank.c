@@ -56,9 +56,5 @@ int main(void) {
     TCase *tc = tcase_create("bank");
     tcase_add_test(tc, layout_and_groups);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s);
 }

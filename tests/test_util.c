@@ -1,6 +1,8 @@
 /* test_util.c - see test_util.h. */
 #include "test_util.h"
 
+#include <check.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,4 +82,12 @@ mt_ctx *test_ctx(void) {
         exit(2);
     }
     return ctx;
+}
+
+int run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

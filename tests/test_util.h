@@ -27,6 +27,10 @@ typedef double (*loss_fn)(void *state);
 int gradcheck(const char *op, const char *name, loss_fn loss, void *state, float *x,
               const float *analytic, size_t n, float eps, double tol, int samples);
 
+/* Runs a Check suite and returns the process exit status. */
+struct Suite;
+int run_suite(struct Suite *s);
+
 /* A context or abort the test program with the reason. */
 mt_ctx *test_ctx(void);
 

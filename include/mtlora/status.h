@@ -7,6 +7,8 @@
 #ifndef MTLORA_STATUS_H
 #define MTLORA_STATUS_H
 
+#include <stddef.h>
+
 typedef enum {
     MT_OK = 0,
     MT_ERR_ARG = 1,    /* null pointer or out-of-range scalar argument */
@@ -19,5 +21,11 @@ typedef enum {
 
 /* Short constant name of a status code ("MT_ERR_SHAPE"). */
 const char *mt_status_name(mt_status st);
+
+/* For modules that report into a caller's buffer instead of an mt_ctx
+ * (config, file readers): formats the message into err (if not NULL) and
+ * returns st. */
+mt_status mt_errf(char *err, size_t errlen, mt_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif
