@@ -1,6 +1,7 @@
 /* test_config.c - the official-format configuration: defaults, files in
  * the official layout, --opts and --tasks, and refusals that name the key. */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,19 @@ START_TEST(swin_s_and_b) {
                                 " NUM_HEADS: [3, 6, 12, 24]}\n  MTLORA: {ENABLED: True}\nTASKS: [semseg]\n") == MT_OK, "%s", err);
     ck_assert_int_eq(c.depths[2], 18);
     ck_assert_int_eq(c.mtlora.r[1], 8); /* config.py default R */
+    /* Swin-S runs: one evaluation forward at 224 */
+    ck_assert_int_eq(mt_config_set(&c, "DATA.IMG_SIZE", "224", err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    mt_ctx *ctx = test_ctx();
+    mt_model *m;
+    ck_assert_int_eq(mt_model_create(&m, ctx, &c, 0), MT_OK);
+    float *img = alloc_uniform((size_t)3 * 224 * 224, 1, -1, 1);
+    ck_assert_msg(mt_model_forward(m, ctx, img, 1, 0, 0) == MT_OK, "%s", mt_ctx_error(ctx));
+    const float *lg = mt_model_logits(m, 0);
+    ck_assert(lg != NULL && isfinite(lg[0]) && isfinite(lg[21 * 224 * 224 - 1]));
+    free(img);
+    mt_model_destroy(m);
+    mt_ctx_destroy(ctx);
     ck_assert_msg(load_text(&c, "DATA: {IMG_SIZE: 448}\nMODEL:\n  SWIN: {EMBED_DIM: 128, DEPTHS: [2, 2, 18, 2],"
                                 " NUM_HEADS: [4, 8, 16, 32]}\nTASKS: [normals, sal]\n") == MT_OK, "%s", err);
     ck_assert_int_eq(c.embed_dim, 128);

@@ -69,6 +69,7 @@ START_TEST(grad_checker_catches_errors) {
     float *dx = alloc_zero(nx), *dw = alloc_zero(nw), *bad = alloc_zero(nw);
     lin_loss(&s);
     CHECK_OK(linear_backward(ctx, dx, dw, NULL, s.r, s.x, s.w, s.rows, s.fin, s.fout));
+    fprintf(stderr, "gradcheck: three deliberately wrong gradients follow; their mismatches are expected\n");
     for (size_t i = 0; i < nx; i++) dx[i] = -dx[i];
     ck_assert_int_gt(gradcheck("mutant", "sign", lin_loss, &s, s.x, dx, nx, EPS, TOL, SAMPLES), 0);
     for (int o = 0; o < s.fout; o++)
@@ -77,6 +78,34 @@ START_TEST(grad_checker_catches_errors) {
     for (size_t i = 0; i < nw; i++) bad[i] = 0.99f * dw[i];
     ck_assert_int_gt(gradcheck("mutant", "scaled", lin_loss, &s, s.w, bad, nw, EPS, TOL, SAMPLES), 0);
     free(s.x); free(s.w); free(s.b); free(s.out); free(s.r); free(dx); free(dw); free(bad);
+}
+END_TEST
+
+/* ---- low-rank update ------------------------------------------------ */
+typedef struct { float *x, *A, *B, *base, *mid, *out, *r; int rows, fin, fout, rank; } lr_s;
+static double lr_loss(void *p) {
+    lr_s *s = p;
+    if (lora_delta_forward(ctx, s->out, s->base, s->mid, s->x, s->A, s->B, 4.0f, s->rows, s->fin,
+                           s->fout, s->rank))
+        return NAN;
+    return dot_loss(s->out, s->r, (size_t)s->rows * s->fout);
+}
+START_TEST(grad_lora) {
+    lr_s s = {0};
+    s.rows = 5; s.fin = 9; s.fout = 7; s.rank = 3;
+    size_t nx = (size_t)s.rows * s.fin, no = (size_t)s.rows * s.fout;
+    s.x = alloc_uniform(nx, 110, -1, 1); s.A = alloc_uniform((size_t)s.rank * s.fin, 111, -1, 1);
+    s.B = alloc_uniform((size_t)s.fout * s.rank, 112, -1, 1); s.base = alloc_uniform(no, 113, -1, 1);
+    s.mid = alloc_zero((size_t)s.rows * s.rank); s.out = alloc_zero(no); s.r = alloc_uniform(no, 114, -1, 1);
+    float *dx = alloc_zero(nx), *dA = alloc_zero((size_t)s.rank * s.fin), *dB = alloc_zero((size_t)s.fout * s.rank);
+    lr_loss(&s);
+    CHECK_OK(lora_delta_backward(ctx, dx, dA, dB, s.r, s.x, s.mid, s.A, s.B, 4.0f, s.rows, s.fin,
+                                 s.fout, s.rank));
+    GC("lora_delta", "inp", lr_loss, &s, s.x, dx, nx);
+    GC("lora_delta", "A", lr_loss, &s, s.A, dA, (size_t)s.rank * s.fin);
+    GC("lora_delta", "B", lr_loss, &s, s.B, dB, (size_t)s.fout * s.rank);
+    free(s.x); free(s.A); free(s.B); free(s.base); free(s.mid); free(s.out); free(s.r);
+    free(dx); free(dA); free(dB);
 }
 END_TEST
 
@@ -414,6 +443,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, grad_linear);
     tcase_add_test(tc, grad_checker_catches_errors);
+    tcase_add_test(tc, grad_lora);
     tcase_add_test(tc, grad_layernorm);
     tcase_add_test(tc, grad_eltwise_softmax);
     tcase_add_test(tc, grad_window);

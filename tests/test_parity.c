@@ -75,6 +75,33 @@ START_TEST(parity_linear) {
 }
 END_TEST
 
+START_TEST(parity_lora) {
+    tensor_bundle b;
+    for (int i = 0; load_case(&b, "lora", i); i++) {
+        int rows = dim(&b, 0), fin = dim(&b, 1), fout = dim(&b, 2), r = dim(&b, 3);
+        float sc = D(&b, "scale")[0];
+        float *out = alloc_zero((size_t)rows * fout), *out2 = alloc_zero((size_t)rows * fout);
+        float *mid = alloc_zero((size_t)rows * r), *dx = alloc_zero((size_t)rows * fin);
+        float *dA = alloc_zero((size_t)r * fin), *dB = alloc_zero((size_t)fout * r);
+        CHECK_OK(lora_delta_forward(ctx, out, D(&b, "base"), mid, D(&b, "inp"), D(&b, "A"), D(&b, "B"),
+                                    sc, rows, fin, fout, r));
+        /* the accumulating form gives the same result */
+        memcpy(out2, D(&b, "base"), (size_t)rows * fout * sizeof(float));
+        CHECK_OK(lora_delta_forward(ctx, out2, NULL, mid, D(&b, "inp"), D(&b, "A"), D(&b, "B"), sc,
+                                    rows, fin, fout, r));
+        CHECK_OK(lora_delta_backward(ctx, dx, dA, dB, D(&b, "dout"), D(&b, "inp"), mid, D(&b, "A"),
+                                     D(&b, "B"), sc, rows, fin, fout, r));
+        expect("lora", i, "out", out, &b, "out", FWD_TOL);
+        expect("lora", i, "out_acc", out2, &b, "out", FWD_TOL);
+        expect("lora", i, "dinp", dx, &b, "dinp", BWD_TOL);
+        expect("lora", i, "dA", dA, &b, "dA", BWD_TOL);
+        expect("lora", i, "dB", dB, &b, "dB", BWD_TOL);
+        free(out); free(out2); free(mid); free(dx); free(dA); free(dB);
+        bundle_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(parity_layernorm) {
     tensor_bundle b;
     for (int i = 0; load_case(&b, "layernorm", i); i++) {
@@ -385,6 +412,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, parity_linear);
+    tcase_add_test(tc, parity_lora);
     tcase_add_test(tc, parity_layernorm);
     tcase_add_test(tc, parity_gelu);
     tcase_add_test(tc, parity_relu);

@@ -49,6 +49,17 @@ for i, (rows, fin, fout) in enumerate([(5, 7, 3), (128, 96, 288), (98, 192, 96)]
     emit(f"linear_{i}", dict(dims=[rows, fin, fout], inp=x, weight=w, bias=b, dout=dout,
                              out=out, dinp=dx, dweight=dw, dbias=db))
 
+# ---- low-rank update: y = base + s * (x A^T) B^T -----------------------------
+for i, (rows, fin, fout, r, sc) in enumerate([(7, 10, 6, 3, 4.0), (392, 96, 384, 64, 4.0),
+                                              (98, 384, 96, 4, 2.0)]):
+    x, A, B = rnd(rows, fin), rnd(r, fin, scale=0.3), rnd(fout, r, scale=0.3)
+    base = rnd(rows, fout).detach()
+    out = base + sc * F.linear(F.linear(x, A), B)
+    dout = rnd(rows, fout).detach()
+    dx, dA, dB = backward(out, dout, x, A, B)
+    emit(f"lora_{i}", dict(dims=[rows, fin, fout, r], scale=[sc], inp=x, A=A, B=B, base=base,
+                           dout=dout, out=out, dinp=dx, dA=dA, dB=dB))
+
 # ---- layer norm -------------------------------------------------------------
 for i, (rows, ch) in enumerate([(10, 96), (256, 384), (3, 5)]):
     x = rnd(rows, ch, scale=2.0)
