@@ -768,10 +768,6 @@ mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
                                 "MODEL.MTLORA.R_PER_TASK.%s: stage %d rank %d must be >= 1",
                                 c->tasks[t], s, m->r_task[t][s]);
         }
-        if (!(m->proj_enabled == m->fc1_enabled && m->fc1_enabled == m->fc2_enabled))
-            return fail(err, errlen, MT_ERR_ARG,
-                        "MODEL.MTLORA.PROJ_ENABLED, FC1_ENABLED, FC2_ENABLED: mtlora supports them "
-                        "all true or all false");
     }
     if (c->batch_size < 1) return fail(err, errlen, MT_ERR_ARG, "DATA.BATCH_SIZE must be >= 1");
     if (c->accumulation_steps < 1)

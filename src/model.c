@@ -58,6 +58,25 @@ mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uin
             if ((st = swin_attn_mask(ctx, blk->mask, blk->H, blk->W, blk->ws, blk->shift))) goto fail;
         }
     if ((st = model_init_params(m, ctx, seed))) goto fail;
+    if (!m->task_paths && m->cfg.mtlora.enabled) {
+        /* fc2 without task terms: the proj and fc1 task terms exist but
+         * their outputs are dropped, so they never get a gradient. */
+        for (int s = 0; s < m->L; s++) {
+            const swin_block *lb = &m->stages[s].blocks[m->stages[s].depth - 1];
+            const lora_linear *ls[2] = {&lb->proj, &lb->fc1};
+            const char *kind[2] = {"attn.proj", "mlp.fc1"};
+            for (int k = 0; k < 2; k++)
+                for (int t = 0; t < ls[k]->ntask; t++) {
+                    char n[MT_PARAM_NAME_LEN];
+                    const char *ab[2] = {"A", "B"};
+                    for (int q = 0; q < 2; q++) {
+                        snprintf(n, sizeof n, "backbone.layers.%d.blocks.%d.%s.lora_tasks_%s.%s", s,
+                                 m->stages[s].depth - 1, kind[k], ab[q], m->cfg.tasks[t]);
+                        if ((st = param_bank_set_no_grad(ctx, &m->bank, n))) goto fail;
+                    }
+                }
+        }
+    }
     if (m->task_paths) {
         /* With task paths the last block's shared output feeds nothing, so
          * its shared fc2 LoRA never gets a gradient (PyTorch: grad None). */

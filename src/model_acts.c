@@ -61,15 +61,20 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
             ba->g_d = blk->fc2.r && blk->fc2.dropout > 0 ? take(ar, rows * hid) : ba->g;
             ba->mid_fc2 = blk->fc2.r ? take(ar, rows * blk->fc2.r) : NULL;
             ba->out = take(ar, n);
+            const int has_pt = blk->ntask && blk->proj.ntask, has_ft = blk->ntask && blk->fc1.ntask;
             for (int t = 0; t < blk->ntask; t++) {
-                ba->mid_proj_t[t] = take(ar, rows * blk->proj.rt[t]);
-                ba->x1_t[t] = take(ar, n);
-                ba->ln2_t[t] = take(ar, n);
-                ba->mean2_t[t] = take(ar, rows);
-                ba->var2_t[t] = take(ar, rows);
-                ba->mid_fc1_t[t] = take(ar, rows * blk->fc1.rt[t]);
-                ba->fc1_t[t] = take(ar, rows * hid);
-                ba->g_t[t] = take(ar, rows * hid);
+                if (has_pt) {
+                    ba->mid_proj_t[t] = take(ar, rows * blk->proj.rt[t]);
+                    ba->x1_t[t] = take(ar, n);
+                    ba->ln2_t[t] = take(ar, n);
+                    ba->mean2_t[t] = take(ar, rows);
+                    ba->var2_t[t] = take(ar, rows);
+                }
+                if (has_ft) {
+                    ba->mid_fc1_t[t] = take(ar, rows * blk->fc1.rt[t]);
+                    ba->fc1_t[t] = take(ar, rows * hid);
+                    ba->g_t[t] = take(ar, rows * hid);
+                }
                 ba->mid_fc2_t[t] = take(ar, rows * blk->fc2.rt[t]);
                 ba->out_t[t] = take(ar, n);
             }
@@ -161,6 +166,8 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     w->t_y = take(ar, max_n);
     w->t_proj = take(ar, max_n);
     /* merge backward: the largest merged stage (stage 0 into 1) */
+    w->acc_gd = take(ar, max_n4);
+    w->acc_ln2d = take(ar, max_n);
     w->m_out = take(ar, max_n / 2);
     w->m_normed = take(ar, max_n);
     w->m_normed_d = take(ar, max_n);

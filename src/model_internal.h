@@ -91,6 +91,7 @@ typedef struct {
     float *d_ln1, *d_img, *d_win, *d_qkv, *d_ctx, *d_dh, *d_proj, *s_proj, *d_y, *d_x1;
     float *d_ln2, *d_ln2d, *s_fc1, *d_fc1, *d_g, *d_gd, *s_fc2, *d_fc2;
     float *t_fc2, *t_g, *t_fc1, *t_ln2, *t_x1, *t_y, *t_proj;
+    float *acc_gd, *acc_ln2d; /* task terms reading the shared dropped inputs */
     float *m_out, *m_normed, *m_normed_d, *m_gath; /* merge backward */
     float *dz, *dh3, *dh2, *dh1, *dcat, *drs, *dlvl, *dtok; /* decoder backward */
 } grad_work;

@@ -94,7 +94,10 @@ static void model_geometry(mt_model *m) {
     m->T = c->ntasks;
     m->S = c->img_size;
     m->grid0 = c->img_size / c->patch_size;
-    m->task_paths = ml->enabled && ml->proj_enabled;
+    /* Task features exist when fc2 carries task terms (the official block
+     * returns task tensors only from its MLP); proj and fc1 task terms
+     * exist whenever their kind is on, used or not. */
+    m->task_paths = ml->enabled && ml->fc2_enabled;
     int total_blocks = 0;
     for (int s = 0; s < m->L; s++) total_blocks += c->depths[s];
     int grid = m->grid0, gidx = 0;
@@ -133,7 +136,7 @@ static void model_geometry(mt_model *m) {
                     l->r = ml->r[s];
                     l->scale = ml->shared_scale[s];
                     l->dropout = ml->dropout[s];
-                    l->ntask = k > 0 ? blk->ntask : 0; /* never on qkv */
+                    l->ntask = k > 0 && last ? m->T : 0; /* never on qkv */
                     for (int t = 0; t < l->ntask; t++) {
                         l->rt[t] = ml->r_task[t][s];
                         l->st[t] = ml->task_scale[t][s];

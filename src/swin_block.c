@@ -128,6 +128,8 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     const int N = blk->ws * blk->ws, nwb = rows / N, nw = (blk->H / blk->ws) * (blk->W / blk->ws);
     const size_t n = (size_t)rows * C, n4 = (size_t)rows * hid;
     const lora_linear *qkv = &blk->qkv, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
+    /* which task terms the paths have (the layer kinds are switched apart) */
+    const int has_pt = blk->ntask && proj->ntask, has_ft = blk->ntask && fc1->ntask;
 
     MT_CHECK(layernorm_forward(ctx, a->ln1, a->mean1, a->var1, x, blk->norm1_w.v, blk->norm1_b.v,
                                rows, C));
@@ -154,7 +156,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(from_windows(ctx, blk, a->x1, proj->r ? pw : P, tmp->tmp_img, B));
     MT_CHECK(drop_path_inplace(ctx, blk, a->x1, B, training, seed, SITE_DP_ATTN));
     add_into(a->x1, a->x1, x, n);
-    for (int t = 0; t < blk->ntask; t++) {
+    for (int t = 0; has_pt && t < blk->ntask; t++) {
         MT_CHECK(lora_delta_forward(ctx, pw, P, a->mid_proj_t[t], a->ctx_d, proj->At[t].v,
                                     proj->Bt[t].v, proj->st[t], rows, C, C, proj->rt[t]));
         MT_CHECK(from_windows(ctx, blk, a->x1_t[t], pw, tmp->tmp_img, B));
@@ -175,10 +177,16 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         MT_CHECK(linear_forward(ctx, a->fc1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
     }
     MT_CHECK(gelu_forward(ctx, a->g, a->fc1, n4));
-    for (int t = 0; t < blk->ntask; t++) {
-        MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t], a->x1_t[t],
-                                   blk->norm2_w.v, blk->norm2_b.v, rows, C));
-        MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], F1, a->mid_fc1_t[t], a->ln2_t[t], fc1->At[t].v,
+    for (int t = 0; has_ft && t < blk->ntask; t++) {
+        /* the task input: LN2 of the task tensor, or (no proj task terms)
+         * the shared input after fc1's LoRA dropout, as the official fc1 */
+        const float *in = a->ln2_d;
+        if (has_pt) {
+            MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t], a->x1_t[t],
+                                       blk->norm2_w.v, blk->norm2_b.v, rows, C));
+            in = a->ln2_t[t];
+        }
+        MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], F1, a->mid_fc1_t[t], in, fc1->At[t].v,
                                     fc1->Bt[t].v, fc1->st[t], rows, C, hid, fc1->rt[t]));
         MT_CHECK(gelu_forward(ctx, a->g_t[t], a->fc1_t[t], n4));
     }
@@ -196,10 +204,11 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(drop_path_inplace(ctx, blk, a->out, B, training, seed, SITE_DP_MLP));
     add_into(a->out, a->out, a->x1, n);
     for (int t = 0; t < blk->ntask; t++) {
-        MT_CHECK(lora_delta_forward(ctx, a->out_t[t], F2, a->mid_fc2_t[t], a->g_t[t], fc2->At[t].v,
-                                    fc2->Bt[t].v, fc2->st[t], rows, hid, C, fc2->rt[t]));
+        MT_CHECK(lora_delta_forward(ctx, a->out_t[t], F2, a->mid_fc2_t[t], has_ft ? a->g_t[t] : a->g_d,
+                                    fc2->At[t].v, fc2->Bt[t].v, fc2->st[t], rows, hid, C, fc2->rt[t]));
         MT_CHECK(drop_path_inplace(ctx, blk, a->out_t[t], B, training, seed, SITE_DP_MLP_T + t));
-        add_into(a->out_t[t], a->out_t[t], a->x1_t[t], n);
+        /* without proj task terms the official task output has no residual */
+        if (has_pt) add_into(a->out_t[t], a->out_t[t], a->x1_t[t], n);
     }
     return MT_OK;
 }
@@ -217,28 +226,43 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     const int nwb = rows / (blk->ws * blk->ws);
     const size_t n = (size_t)rows * C, n4 = (size_t)rows * hid;
     const lora_linear *qkv = &blk->qkv, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
-    const int tasks = blk->ntask > 0;
+    const int has_pt = blk->ntask && proj->ntask, has_ft = blk->ntask && fc1->ntask;
+    /* task terms that read the shared inputs after LoRA dropout (fc2's when
+     * fc1 has no task terms, fc1's when proj has none) add into these, and
+     * join the shared term's gradient before the dropout's backward */
+    const int acc_g = blk->ntask && !has_ft, acc_ln2 = has_ft && !has_pt;
+    if (has_pt && proj->r) zero(w->d_dh, n);
+    if (acc_g) zero(w->acc_gd, n4);
+    if (acc_ln2) zero(w->acc_ln2d, n);
 
     /* Gradient buffers are overwritten by their first writer and added to
      * by the rest, so none is zeroed beforehand. With task paths the frozen
      * weights see the sums s_* of every path's output gradient. */
-    if (tasks && proj->r) zero(w->d_dh, n);
     /* ---- task paths, each down to dx and the frozen-weight sums */
     for (int t = 0; t < blk->ntask; t++) {
         MT_CHECK(drop_path_grad(ctx, blk, w->t_fc2, dout_t[t], B, training, seed, SITE_DP_MLP_T + t));
         gather(w->s_fc2, w->t_fc2, n, t == 0);
-        MT_CHECK(lora_delta_backward_ex(ctx, w->t_g, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2, a->g_t[t],
-                                        a->mid_fc2_t[t], fc2->At[t].v, fc2->Bt[t].v, fc2->st[t],
-                                        rows, hid, C, fc2->rt[t], 0));
-        MT_CHECK(gelu_backward_ex(ctx, w->t_fc1, w->t_g, a->fc1_t[t], n4, 0));
-        gather(w->s_fc1, w->t_fc1, n4, t == 0);
-        MT_CHECK(lora_delta_backward_ex(ctx, w->t_ln2, fc1->At[t].g, fc1->Bt[t].g, w->t_fc1,
-                                        a->ln2_t[t], a->mid_fc1_t[t], fc1->At[t].v, fc1->Bt[t].v,
-                                        fc1->st[t], rows, C, hid, fc1->rt[t], 0));
+        if (!has_ft) {
+            MT_CHECK(lora_delta_backward_ex(ctx, w->acc_gd, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2,
+                                            a->g_d, a->mid_fc2_t[t], fc2->At[t].v, fc2->Bt[t].v,
+                                            fc2->st[t], rows, hid, C, fc2->rt[t], 1));
+        } else {
+            MT_CHECK(lora_delta_backward_ex(ctx, w->t_g, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2,
+                                            a->g_t[t], a->mid_fc2_t[t], fc2->At[t].v, fc2->Bt[t].v,
+                                            fc2->st[t], rows, hid, C, fc2->rt[t], 0));
+            MT_CHECK(gelu_backward_ex(ctx, w->t_fc1, w->t_g, a->fc1_t[t], n4, 0));
+            gather(w->s_fc1, w->t_fc1, n4, t == 0);
+            MT_CHECK(lora_delta_backward_ex(ctx, has_pt ? w->t_ln2 : w->acc_ln2d, fc1->At[t].g,
+                                            fc1->Bt[t].g, w->t_fc1, has_pt ? a->ln2_t[t] : a->ln2_d,
+                                            a->mid_fc1_t[t], fc1->At[t].v, fc1->Bt[t].v, fc1->st[t],
+                                            rows, C, hid, fc1->rt[t], !has_pt));
+        }
+        if (!has_pt) continue; /* no attention residual on this path */
         mt_copy(w->t_x1, dout_t[t], n);
-        MT_CHECK(layernorm_backward(ctx, w->t_x1, blk->norm2_w.g, blk->norm2_b.g, w->t_ln2,
-                                    a->x1_t[t], a->mean2_t[t], a->var2_t[t], blk->norm2_w.v,
-                                    blk->norm2_b.v, rows, C));
+        if (has_ft)
+            MT_CHECK(layernorm_backward(ctx, w->t_x1, blk->norm2_w.g, blk->norm2_b.g, w->t_ln2,
+                                        a->x1_t[t], a->mean2_t[t], a->var2_t[t], blk->norm2_w.v,
+                                        blk->norm2_b.v, rows, C));
         mt_add_inplace(dx, w->t_x1, n);
         MT_CHECK(drop_path_grad(ctx, blk, w->t_y, w->t_x1, B, training, seed, SITE_DP_ATTN_T + t));
         MT_CHECK(from_windows_bwd(ctx, blk, w->t_proj, w->t_y, w->d_img, B));
@@ -250,17 +274,39 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     /* ---- shared path: fc2 */
     MT_CHECK(drop_path_grad(ctx, blk, w->d_fc2, dout, B, training, seed, SITE_DP_MLP));
     const float *s2 = w->d_fc2;
-    if (tasks) { mt_add_inplace(w->s_fc2, w->d_fc2, n); s2 = w->s_fc2; }
+    if (blk->ntask) { mt_add_inplace(w->s_fc2, w->d_fc2, n); s2 = w->s_fc2; }
     MT_CHECK(linear_backward_ex(ctx, w->d_g, fc2->w.g, fc2->b.g, s2, a->g, fc2->w.v, rows, hid, C, 0));
-    MT_CHECK(shared_lora_backward(ctx, fc2, w->d_g, w->d_gd, w->d_fc2, a->g_d, a->mid_fc2, rows,
-                                  training, seed, site(blk, SITE_FC2)));
+    if (acc_g) {
+        MT_CHECK(lora_delta_backward_ex(ctx, w->acc_gd, fc2->A.g, fc2->B.g, w->d_fc2, a->g_d,
+                                        a->mid_fc2, fc2->A.v, fc2->B.v, fc2->scale, rows, hid, C,
+                                        fc2->r, 1));
+        if (drop_active(fc2, training))
+            MT_CHECK(dropout_backward(ctx, w->d_g, w->acc_gd, n4, fc2->dropout,
+                                      model_site_seed(seed, site(blk, SITE_FC2)), 0));
+        else
+            mt_add_inplace(w->d_g, w->acc_gd, n4);
+    } else {
+        MT_CHECK(shared_lora_backward(ctx, fc2, w->d_g, w->d_gd, w->d_fc2, a->g_d, a->mid_fc2, rows,
+                                      training, seed, site(blk, SITE_FC2)));
+    }
     /* fc1 */
     MT_CHECK(gelu_backward_ex(ctx, w->d_fc1, w->d_g, a->fc1, n4, 0));
     const float *s1 = w->d_fc1;
-    if (tasks) { mt_add_inplace(w->s_fc1, w->d_fc1, n4); s1 = w->s_fc1; }
+    if (has_ft) { mt_add_inplace(w->s_fc1, w->d_fc1, n4); s1 = w->s_fc1; }
     MT_CHECK(linear_backward_ex(ctx, w->d_ln2, fc1->w.g, fc1->b.g, s1, a->ln2, fc1->w.v, rows, C, hid, 0));
-    MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, w->d_ln2d, w->d_fc1, a->ln2_d, a->mid_fc1,
-                                  rows, training, seed, site(blk, SITE_FC1)));
+    if (acc_ln2) {
+        MT_CHECK(lora_delta_backward_ex(ctx, w->acc_ln2d, fc1->A.g, fc1->B.g, w->d_fc1, a->ln2_d,
+                                        a->mid_fc1, fc1->A.v, fc1->B.v, fc1->scale, rows, C, hid,
+                                        fc1->r, 1));
+        if (drop_active(fc1, training))
+            MT_CHECK(dropout_backward(ctx, w->d_ln2, w->acc_ln2d, n, fc1->dropout,
+                                      model_site_seed(seed, site(blk, SITE_FC1)), 0));
+        else
+            mt_add_inplace(w->d_ln2, w->acc_ln2d, n);
+    } else {
+        MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, w->d_ln2d, w->d_fc1, a->ln2_d, a->mid_fc1,
+                                      rows, training, seed, site(blk, SITE_FC1)));
+    }
     mt_copy(w->d_x1, dout, n);
     MT_CHECK(layernorm_backward(ctx, w->d_x1, blk->norm2_w.g, blk->norm2_b.g, w->d_ln2, a->x1,
                                 a->mean2, a->var2, blk->norm2_w.v, blk->norm2_b.v, rows, C));
@@ -269,11 +315,11 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     MT_CHECK(drop_path_grad(ctx, blk, w->d_y, w->d_x1, B, training, seed, SITE_DP_ATTN));
     MT_CHECK(from_windows_bwd(ctx, blk, w->d_proj, w->d_y, w->d_img, B));
     const float *sp = w->d_proj;
-    if (tasks) { mt_add_inplace(w->s_proj, w->d_proj, n); sp = w->s_proj; }
+    if (has_pt) { mt_add_inplace(w->s_proj, w->d_proj, n); sp = w->s_proj; }
     if (proj->r)
         MT_CHECK(lora_delta_backward_ex(ctx, w->d_dh, proj->A.g, proj->B.g, w->d_proj, a->ctx_d,
                                         a->mid_proj, proj->A.v, proj->B.v, proj->scale, rows, C, C,
-                                        proj->r, tasks));
+                                        proj->r, has_pt));
     MT_CHECK(linear_backward_ex(ctx, w->d_ctx, proj->w.g, proj->b.g, sp, a->ctx, proj->w.v, rows,
                                 C, C, 0));
     if (proj->r) {

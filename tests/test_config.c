@@ -179,7 +179,8 @@ START_TEST(refusals_name_the_key) {
                    "R_PER_TASK.shared");
     expect_refused("MODEL:\n  MTLORA:\n    ENABLED: True\n    R_PER_TASK:\n      shared: [4]\nTASKS: [sal]\n",
                    "R_PER_TASK.sal");
-    expect_refused("MODEL:\n  MTLORA:\n    ENABLED: True\n    FC1_ENABLED: False\nTASKS: [sal]\n", "FC1_ENABLED");
+    expect_refused("MODEL:\n  MTLORA:\n    ENABLED: True\n    FC1_ENABLED: no way\nTASKS: [sal]\n",
+                   "MODEL.MTLORA.FC1_ENABLED");
     expect_refused("MODEL: {DROP_RATE: 0.1}\nTASKS: [sal]\n", "DROP_RATE");
     expect_refused("MODEL:\n  SWIN: [1, 2]\n", "MODEL.SWIN");
     expect_refused("MODEL:\n  SWIN:\n    EMBED_DIM: [96\n", "YAML error");

@@ -316,6 +316,14 @@ START_TEST(parity_mtlora_plus) { check_case("mtlora_plus"); }
 END_TEST
 START_TEST(parity_full_ft) { check_case("full_ft"); }
 END_TEST
+START_TEST(parity_no_proj) { check_case("no_proj"); }
+END_TEST
+START_TEST(parity_no_fc1) { check_case("no_fc1"); }
+END_TEST
+START_TEST(parity_no_fc2) { check_case("no_fc2"); }
+END_TEST
+START_TEST(adamw_no_fc2) { check_adamw("no_fc2"); }
+END_TEST
 START_TEST(adamw_mtlora4) { check_adamw("mtlora4"); }
 END_TEST
 START_TEST(adamw_mtlora_plus) { check_adamw("mtlora_plus"); }
@@ -348,6 +356,10 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, parity_mtlora4);
     tcase_add_test(tc, parity_mtlora_plus);
     tcase_add_test(tc, parity_full_ft);
+    tcase_add_test(tc, parity_no_proj);
+    tcase_add_test(tc, parity_no_fc1);
+    tcase_add_test(tc, parity_no_fc2);
+    tcase_add_test(tc, adamw_no_fc2);
     tcase_add_test(tc, adamw_mtlora4);
     tcase_add_test(tc, adamw_mtlora_plus);
     tcase_add_test(tc, adamw_full_ft);

@@ -35,7 +35,8 @@ class Spec:
     """Geometry of a small config (official key names in `yaml`)."""
 
     def __init__(self, img, embed, depths, heads, ws, tasks, r, rt, scale, dec, mtlora=True,
-                 qkv=True, downsampler=False, freeze=True, batch=2, init="wide"):
+                 qkv=True, downsampler=False, freeze=True, batch=2, init="wide", proj=True,
+                 fc1=True, fc2=True):
         self.__dict__.update(locals())
         del self.__dict__["self"]
         self.L = len(depths)
@@ -53,6 +54,8 @@ class Spec:
                 f"    SHARED_SCALE: [{self.scale}]\n    TASK_SCALE: [{self.scale}]\n"
                 f"    DROPOUT: [0.0]\n    FREEZE_PRETRAINED: {self.freeze}\n"
                 f"    QKV_ENABLED: {self.qkv}\n    DOWNSAMPLER_ENABLED: {self.downsampler}\n"
+                f"    PROJ_ENABLED: {self.proj}\n    FC1_ENABLED: {self.fc1}\n"
+                f"    FC2_ENABLED: {self.fc2}\n"
                 f"    R_PER_TASK:\n{rpt}      shared: [{self.r}]\n"
                 f"TASKS: [{t}]\n")
 
@@ -118,15 +121,16 @@ def build_params(spec, gen):
         for b in range(spec.depths[s]):
             pre = f"backbone.layers.{s}.blocks.{b}"
             tasks = spec.tasks if (spec.mtlora and b == spec.depths[s] - 1) else []
+            on = {k: spec.mtlora and getattr(spec, k) for k in ("proj", "fc1", "fc2")}
             add(f"{pre}.norm1.weight", (C,))
             add(f"{pre}.norm1.bias", (C,))
             add(f"{pre}.attn.relative_position_bias_table", ((2 * ws - 1) ** 2, spec.heads[s]))
             lin(f"{pre}.attn.qkv", C, 3 * C, spec.mtlora and spec.qkv, True, [])
-            lin(f"{pre}.attn.proj", C, C, spec.mtlora, True, tasks)
+            lin(f"{pre}.attn.proj", C, C, on["proj"], True, tasks if on["proj"] else [])
             add(f"{pre}.norm2.weight", (C,))
             add(f"{pre}.norm2.bias", (C,))
-            lin(f"{pre}.mlp.fc1", C, 4 * C, spec.mtlora, True, tasks)
-            lin(f"{pre}.mlp.fc2", 4 * C, C, spec.mtlora, True, tasks)
+            lin(f"{pre}.mlp.fc1", C, 4 * C, on["fc1"], True, tasks if on["fc1"] else [])
+            lin(f"{pre}.mlp.fc2", 4 * C, C, on["fc2"], True, tasks if on["fc2"] else [])
         if s < spec.L - 1:
             lin(f"backbone.layers.{s}.downsample.reduction", 4 * C, 2 * C,
                 spec.mtlora and spec.downsampler, False, [])
@@ -221,36 +225,48 @@ def forward(spec, W, images, state, training=True):
                     y = torch.roll(y, (shift, shift), (1, 2))
                 return y.reshape(Bn, res * res, C)
 
-            pb = lin(ctx, pre + ".attn.proj", spec.mtlora)
+            # each layer kind switched as the official code switches it:
+            # task terms exist in the stage's last block for the kinds that are
+            # on, and task features only when fc2 has them
+            lp, l1, l2 = (spec.mtlora and spec.proj, spec.mtlora and spec.fc1,
+                          spec.mtlora and spec.fc2)
+            last = b == spec.depths[s] - 1 and spec.mtlora
+            pb = lin(ctx, pre + ".attn.proj", lp)
             proj = pb
-            if spec.mtlora:
+            if lp:
                 proj = pb + low_rank(ctx, pre + ".attn.proj.lora_shared_A",
                                      pre + ".attn.proj.lora_shared_B", spec.scale)
             x1 = x + unwin(proj)
-            x1t = {t: x + unwin(pb + low_rank(ctx, f"{pre}.attn.proj.lora_tasks_A.{t}",
-                                              f"{pre}.attn.proj.lora_tasks_B.{t}", spec.scale))
-                   for t in tasks}
+            x1t = None
+            if last and lp:
+                x1t = {t: x + unwin(pb + low_rank(ctx, f"{pre}.attn.proj.lora_tasks_A.{t}",
+                                                  f"{pre}.attn.proj.lora_tasks_B.{t}", spec.scale))
+                       for t in spec.tasks}
             n2 = ln(x1, pre + ".norm2")
-            f1 = lin(n2, pre + ".mlp.fc1", spec.mtlora)
+            f1 = lin(n2, pre + ".mlp.fc1", l1)
             fc1 = f1
-            if spec.mtlora:
+            if l1:
                 fc1 = f1 + low_rank(n2, pre + ".mlp.fc1.lora_shared_A", pre + ".mlp.fc1.lora_shared_B",
                                     spec.scale)
             g = F.gelu(fc1)
-            f2 = lin(g, pre + ".mlp.fc2", spec.mtlora)
+            gt = None
+            if last and l1:  # task input: LN2 of the task tensor, or the shared (dropped) input
+                gt = {t: F.gelu(f1 + low_rank(ln(x1t[t], pre + ".norm2") if x1t else n2,
+                                              f"{pre}.mlp.fc1.lora_tasks_A.{t}",
+                                              f"{pre}.mlp.fc1.lora_tasks_B.{t}", spec.scale))
+                      for t in spec.tasks}
+            f2 = lin(g, pre + ".mlp.fc2", l2)
             out = f2
-            if spec.mtlora:
+            if l2:
                 out = f2 + low_rank(g, pre + ".mlp.fc2.lora_shared_A", pre + ".mlp.fc2.lora_shared_B",
                                     spec.scale)
             out = x1 + out
-            if tasks:
+            if last and l2:
                 xt = {}
-                for t in tasks:
-                    gt = F.gelu(f1 + low_rank(ln(x1t[t], pre + ".norm2"),
-                                              f"{pre}.mlp.fc1.lora_tasks_A.{t}",
-                                              f"{pre}.mlp.fc1.lora_tasks_B.{t}", spec.scale))
-                    xt[t] = x1t[t] + f2 + low_rank(gt, f"{pre}.mlp.fc2.lora_tasks_A.{t}",
-                                                   f"{pre}.mlp.fc2.lora_tasks_B.{t}", spec.scale)
+                for t in spec.tasks:
+                    f2t = f2 + low_rank(gt[t] if gt else g, f"{pre}.mlp.fc2.lora_tasks_A.{t}",
+                                        f"{pre}.mlp.fc2.lora_tasks_B.{t}", spec.scale)
+                    xt[t] = (x1t[t] + f2t) if x1t else f2t  # no residual without proj tasks
             x = out
 
         def merge(z):
@@ -267,7 +283,7 @@ def forward(spec, W, images, state, training=True):
         if xt is None:
             xt = {t: x for t in spec.tasks}
         if s < spec.L - 1:
-            xt = {t: merge(v) for t, v in xt.items()} if spec.mtlora else None
+            xt = {t: merge(v) for t, v in xt.items()} if (spec.mtlora and spec.fc2) else None
             x = merge(x)
             if xt is None:
                 xt = {t: x for t in spec.tasks}
@@ -425,6 +441,15 @@ CASES = {
     "mtlora_plus": Spec(img=32, embed=8, depths=(2, 2, 2, 2), heads=(2, 2, 4, 4), ws=2,
                         tasks=("sal", "edge"), r=3, rt=3, scale=2.0, dec=(3, 3, 3, 3),
                         qkv=False, downsampler=True),
+    # layer kinds switched: no task LoRA on proj (the task path has no
+    # attention residual), then none on fc1 (fc2's task input is the shared one)
+    "no_proj": Spec(img=32, embed=8, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), ws=2,
+                    tasks=("semseg", "sal"), r=3, rt=2, scale=4.0, dec=(3, 3, 3, 3), proj=False),
+    "no_fc1": Spec(img=32, embed=8, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), ws=2,
+                   tasks=("normals", "human_parts"), r=3, rt=2, scale=4.0, dec=(3, 3, 3, 3), fc1=False),
+    # fc2 off: task terms on proj and fc1 exist but feed nothing (no gradient)
+    "no_fc2": Spec(img=32, embed=8, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), ws=2,
+                   tasks=("semseg", "sal"), r=3, rt=2, scale=4.0, dec=(3, 3, 3, 3), fc2=False),
     # full fine-tuning baseline: plain Swin, everything trains
     "full_ft": Spec(img=32, embed=8, depths=(2, 2, 2, 2), heads=(1, 1, 2, 2), ws=2,
                     tasks=("semseg", "normals"), r=4, rt=4, scale=4.0, dec=(2, 3, 4, 5),
