@@ -259,7 +259,6 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
     for (int s = m->L - 1; s >= 0; s--) {
         const swin_stage *st = &m->stages[s];
         const size_t n = (size_t)B * st->H * st->W * st->dim;
-        const block_acts *last = &a->blocks[s][st->depth - 1];
         /* dc: gradient w.r.t. the last block's shared output */
         if (st->has_merge) {
             /* dc holds the gradient w.r.t. the merged output (next stage's input) */
@@ -296,7 +295,6 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                                          seed));
             float *tmp = dc; dc = dp; dp = tmp;
         }
-        (void)last;
     }
     /* dc: gradient w.r.t. the patch embedding output */
     patch_embed_weights pw = {m->pe_w.v, m->pe_b.v, m->pe_nw.v, m->pe_nb.v};
