@@ -133,7 +133,7 @@ static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_a
     const size_t nn = (size_t)mrows * 4 * C;
     const lora_linear *red = &st->reduction;
     mt_zero(w->m_normed, nn);
-    MT_CHECK(shared_lora_backward(ctx, red, w->m_normed, w->m_normed_d, d_out, ma->normed_d,
+    MT_CHECK(shared_lora_backward(ctx, red, w->m_normed, w->m_normed_d, 0, d_out, ma->normed_d,
                                   ma->mid, mrows, training, seed, site));
     MT_CHECK(linear_backward(ctx, w->m_normed, red->w.g, NULL, d_out, ma->normed, red->w.v, mrows,
                              4 * C, 2 * C));

@@ -129,11 +129,13 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed);
 
-/* Shared LoRA backward through its input dropout: d_in += drop'(lora'(dy));
- * d_tmp is scratch of the input's size. */
+/* Shared LoRA backward through its input dropout: d_in += drop'(g), g the
+ * gradient w.r.t. the dropped input; d_tmp is scratch of the input's size,
+ * or (d_tmp_holds) already holds the task terms' share of g. */
 mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in, float *d_tmp,
-                               const float *dy, const float *in_d, const float *mid, int rows,
-                               int training, uint64_t seed, uint64_t site);
+                               int d_tmp_holds, const float *dy, const float *in_d,
+                               const float *mid, int rows, int training, uint64_t seed,
+                               uint64_t site);
 
 /* decoder.c */
 mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training);

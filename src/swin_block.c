@@ -106,20 +106,25 @@ static int drop_active(const lora_linear *l, int training) {
     return training && l->r && l->dropout > 0.0f;
 }
 
-/* Shared LoRA backward with its input dropout: d_in += drop'(lora'(dy)).
- * d_tmp is scratch of the input's size when the dropout is active. */
-mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in,
-                                      float *d_tmp, const float *dy, const float *in_d,
-                                      const float *mid, int rows, int training, uint64_t seed,
-                                      uint64_t s) {
+/* Shared LoRA backward with its input dropout: d_in += drop'(g), where g
+ * is the gradient w.r.t. the dropped input. d_tmp is scratch of the input's
+ * size; with d_tmp_holds it already holds task terms' share of g (task terms
+ * that read the same dropped input), and the shared term is added to it. */
+mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in, float *d_tmp,
+                               int d_tmp_holds, const float *dy, const float *in_d,
+                               const float *mid, int rows, int training, uint64_t seed,
+                               uint64_t s) {
     if (!l->r) return MT_OK;
     size_t n = (size_t)rows * l->in;
-    if (!drop_active(l, training))
+    int drop = drop_active(l, training);
+    if (!drop && !d_tmp_holds)
         return lora_delta_backward(ctx, d_in, l->A.g, l->B.g, dy, in_d, mid, l->A.v, l->B.v,
                                    l->scale, rows, l->in, l->out, l->r);
     MT_CHECK(lora_delta_backward_ex(ctx, d_tmp, l->A.g, l->B.g, dy, in_d, mid, l->A.v, l->B.v,
-                                    l->scale, rows, l->in, l->out, l->r, 0));
-    return dropout_backward(ctx, d_in, d_tmp, n, l->dropout, model_site_seed(seed, s), 0);
+                                    l->scale, rows, l->in, l->out, l->r, d_tmp_holds));
+    if (drop) return dropout_backward(ctx, d_in, d_tmp, n, l->dropout, model_site_seed(seed, s), 0);
+    mt_add_inplace(d_in, d_tmp, n);
+    return MT_OK;
 }
 
 mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
@@ -276,37 +281,16 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     const float *s2 = w->d_fc2;
     if (blk->ntask) { mt_add_inplace(w->s_fc2, w->d_fc2, n); s2 = w->s_fc2; }
     MT_CHECK(linear_backward_ex(ctx, w->d_g, fc2->w.g, fc2->b.g, s2, a->g, fc2->w.v, rows, hid, C, 0));
-    if (acc_g) {
-        MT_CHECK(lora_delta_backward_ex(ctx, w->acc_gd, fc2->A.g, fc2->B.g, w->d_fc2, a->g_d,
-                                        a->mid_fc2, fc2->A.v, fc2->B.v, fc2->scale, rows, hid, C,
-                                        fc2->r, 1));
-        if (drop_active(fc2, training))
-            MT_CHECK(dropout_backward(ctx, w->d_g, w->acc_gd, n4, fc2->dropout,
-                                      model_site_seed(seed, site(blk, SITE_FC2)), 0));
-        else
-            mt_add_inplace(w->d_g, w->acc_gd, n4);
-    } else {
-        MT_CHECK(shared_lora_backward(ctx, fc2, w->d_g, w->d_gd, w->d_fc2, a->g_d, a->mid_fc2, rows,
-                                      training, seed, site(blk, SITE_FC2)));
-    }
+    MT_CHECK(shared_lora_backward(ctx, fc2, w->d_g, acc_g ? w->acc_gd : w->d_gd, acc_g, w->d_fc2,
+                                  a->g_d, a->mid_fc2, rows, training, seed, site(blk, SITE_FC2)));
     /* fc1 */
     MT_CHECK(gelu_backward_ex(ctx, w->d_fc1, w->d_g, a->fc1, n4, 0));
     const float *s1 = w->d_fc1;
     if (has_ft) { mt_add_inplace(w->s_fc1, w->d_fc1, n4); s1 = w->s_fc1; }
     MT_CHECK(linear_backward_ex(ctx, w->d_ln2, fc1->w.g, fc1->b.g, s1, a->ln2, fc1->w.v, rows, C, hid, 0));
-    if (acc_ln2) {
-        MT_CHECK(lora_delta_backward_ex(ctx, w->acc_ln2d, fc1->A.g, fc1->B.g, w->d_fc1, a->ln2_d,
-                                        a->mid_fc1, fc1->A.v, fc1->B.v, fc1->scale, rows, C, hid,
-                                        fc1->r, 1));
-        if (drop_active(fc1, training))
-            MT_CHECK(dropout_backward(ctx, w->d_ln2, w->acc_ln2d, n, fc1->dropout,
-                                      model_site_seed(seed, site(blk, SITE_FC1)), 0));
-        else
-            mt_add_inplace(w->d_ln2, w->acc_ln2d, n);
-    } else {
-        MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, w->d_ln2d, w->d_fc1, a->ln2_d, a->mid_fc1,
-                                      rows, training, seed, site(blk, SITE_FC1)));
-    }
+    MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, acc_ln2 ? w->acc_ln2d : w->d_ln2d, acc_ln2,
+                                  w->d_fc1, a->ln2_d, a->mid_fc1, rows, training, seed,
+                                  site(blk, SITE_FC1)));
     mt_copy(w->d_x1, dout, n);
     MT_CHECK(layernorm_backward(ctx, w->d_x1, blk->norm2_w.g, blk->norm2_b.g, w->d_ln2, a->x1,
                                 a->mean2, a->var2, blk->norm2_w.v, blk->norm2_b.v, rows, C));
@@ -334,7 +318,7 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
                                           nwb, blk->ws, C, blk->heads, 0));
     MT_CHECK(linear_backward_ex(ctx, w->d_win, qkv->w.g, qkv->b.g, w->d_qkv, a->win, qkv->w.v, rows,
                                 C, 3 * C, 0));
-    MT_CHECK(shared_lora_backward(ctx, qkv, w->d_win, w->d_dh, w->d_qkv, a->win_d, a->mid_qkv,
+    MT_CHECK(shared_lora_backward(ctx, qkv, w->d_win, w->d_dh, 0, w->d_qkv, a->win_d, a->mid_qkv,
                                   rows, training, seed, site(blk, SITE_QKV)));
     MT_CHECK(to_windows_bwd(ctx, blk, w->d_ln1, w->d_win, w->d_img, B));
     return layernorm_backward(ctx, dx, blk->norm1_w.g, blk->norm1_b.g, w->d_ln1, x, a->mean1,
