@@ -7,7 +7,6 @@
  * written straight into the [nwb, N, C] layout the proj linear reads, so
  * the head split and merge of the PyTorch code cost no copies. */
 #include <math.h>
-#include <stdlib.h>
 #include "ctx_internal.h"
 #include "mtlora/layers.h"
 
@@ -106,13 +105,12 @@ mt_status window_attention_backward_ex(mt_ctx *ctx, float *dqkv, float *dtable, 
             for (int b = 0; b < nwb; b++) s += dscores[(size_t)b * heads * N * N + e];
             acc[e] = s;
         }
-        int32_t *index = malloc((size_t)N * N * sizeof(int32_t));
-        if (!index) return mt_fail(ctx, MT_ERR_NOMEM, "%s: out of memory", what);
+        int32_t *index = mt_scratch(ctx, MT_SCRATCH_ATTN2, (size_t)N * N * sizeof(int32_t));
+        if (!index) return MT_ERR_NOMEM;
         swin_relative_position_index(index, ws);
         for (int h = 0; h < heads; h++)
             for (int64_t ij = 0; ij < N * N; ij++)
                 dtable[(size_t)index[ij] * heads + h] += (float)acc[(size_t)h * N * N + ij];
-        free(index);
     }
     if (dqkv) {
         /* dq += scale * dscores . k ; dk += scale * dscores^T . q */

@@ -280,6 +280,14 @@ static const char *scalar(yaml_node_t *n) {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
+/* A true/false scalar, or a message naming the key. */
+static mt_status read_bool(apply_ctx *a, const char *key, const char *s, int *v) {
+    if (!s || parse_bool(s, v))
+        return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: '%s' is not true/false", a->src, key,
+                    s ? s : "(not a scalar)");
+    return MT_OK;
+}
+
 static const key_spec *find_key(const char *key) {
     for (size_t i = 0; i < NKEYS; i++) {
         const char *k = KEYS[i].key;
@@ -428,11 +436,9 @@ static mt_status apply(apply_ctx *a, const char *key, yaml_node_t *n) {
     }
     case K_BOOL: {
         int v;
-        if (!s || parse_bool(s, &v))
-            return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: '%s' is not true/false", a->src,
-                        key, s ? s : "(not a scalar)");
-        *(int *)(base + k->off) = v;
-        return MT_OK;
+        mt_status st = read_bool(a, key, s, &v);
+        if (!st) *(int *)(base + k->off) = v;
+        return st;
     }
     case K_STR:
         if (!s || strlen(s) >= k->cap)
@@ -443,9 +449,8 @@ static mt_status apply(apply_ctx *a, const char *key, yaml_node_t *n) {
     case K_FIXED_BOOL: {
         int v, want = 0;
         parse_bool(k->fixed, &want);
-        if (!s || parse_bool(s, &v))
-            return fail(a->err, a->errlen, MT_ERR_FORMAT, "%s: %s: '%s' is not true/false", a->src,
-                        key, s ? s : "(not a scalar)");
+        mt_status st = read_bool(a, key, s, &v);
+        if (st) return st;
         if (v != want)
             return fail(a->err, a->errlen, MT_ERR_ARG, "%s: %s: only %s is supported by mtlora",
                         a->src, key, k->fixed);

@@ -25,6 +25,7 @@ enum {
     MT_SCRATCH_PRIM2,
     MT_SCRATCH_ATTN0,     /* window attention */
     MT_SCRATCH_ATTN1,
+    MT_SCRATCH_ATTN2,
     MT_SCRATCH_LORA,      /* low-rank update backward */
     MT_SCRATCH_PATCH0,    /* non-overlapping convolution: patches, their grads */
     MT_SCRATCH_PATCH1,
