@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int mt_placeholder_image_codec;

@@ -1,0 +1,1 @@
+# tests for data_pipeline (being written)

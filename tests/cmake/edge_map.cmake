@@ -1,0 +1,1 @@
+# tests for edge_map (being written)

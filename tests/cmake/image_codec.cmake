@@ -1,0 +1,1 @@
+# tests for image_codec (being written)

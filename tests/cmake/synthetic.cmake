@@ -1,0 +1,1 @@
+# tests for synthetic (being written)
