@@ -8,3 +8,17 @@ set_tests_properties(augment_reference_cases PROPERTIES FIXTURES_SETUP augment_c
 add_test(NAME augment COMMAND test_augment)
 set_tests_properties(augment PROPERTIES FIXTURES_REQUIRED augment_cases
   ENVIRONMENT "MTLORA_AUGMENT_CASES=${MTLORA_AUGMENT_CASES}")
+
+# Packer end to end on a synthetic set: pack, verify, restart, parity of the
+# packed labels with a port of the official loader, and every bad input.
+set(MTLORA_PACK_WORK ${CMAKE_CURRENT_BINARY_DIR}/pack_cli)
+add_test(NAME pack_cli
+  COMMAND ${MTLORA_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/pack_cli_test.py $<TARGET_FILE:mtlora-pack>
+          ${MTLORA_PACK_WORK})
+set_tests_properties(pack_cli PROPERTIES FIXTURES_SETUP packed_shards TIMEOUT 600)
+
+add_executable(test_loader test_loader.c)
+target_link_libraries(test_loader PRIVATE mtlora_testutil)
+add_test(NAME shard_loader COMMAND test_loader)
+set_tests_properties(shard_loader PROPERTIES FIXTURES_REQUIRED packed_shards
+  ENVIRONMENT "MTLORA_SHARDS=${MTLORA_PACK_WORK}/shards")
