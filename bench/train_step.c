@@ -2,7 +2,7 @@
  * loss, backward, AdamW) of a model on random data and prints images/s and
  * the fraction of the machine's measured matmul peak it reaches.
  *
- *   train_step [--config FILE] [--batch N] [--steps N] [--anchor-seconds S]
+ *   train_step [--config FILE] [--batch N] [--steps N] [--anchor-seconds S] [--data DIR]
  *
  * Threads: OMP_NUM_THREADS (oneDNN and our loops share the OpenMP pool).
  * The default model is the built-in Swin-T 448 MTLoRA r64/r4 config. The
@@ -22,6 +22,7 @@
 #include "mtlora/layers.h"
 #include "mtlora/model.h"
 #include "mtlora/rng.h"
+#include "mtlora/shard_loader.h"
 
 static double now(void) {
     struct timespec t;
@@ -58,7 +59,7 @@ static double matmul_peak(mt_ctx *ctx) {
 }
 
 int main(int argc, char **argv) {
-    const char *config = NULL;
+    const char *config = NULL, *data = NULL;
     int batch = 2, steps = 5;
     double anchor = 0.0;
     for (int i = 1; i < argc; i++) {
@@ -66,8 +67,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--anchor-seconds") && i + 1 < argc) anchor = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--config FILE] [--batch N] [--steps N] [--anchor-seconds S]\n",
+            fprintf(stderr, "usage: %s [--config FILE] [--batch N] [--steps N] [--anchor-seconds S] "
+                            "[--data SHARD_DIR]\n",
                     argv[0]);
             return 2;
         }
@@ -116,11 +119,44 @@ int main(int argc, char **argv) {
     adamw_group *groups = malloc(sizeof *groups * (size_t)(ng > 0 ? ng : 1));
     param_bank_adamw_groups(bank, cfg.weight_decay, groups, ng);
     float *mom = calloc(bank->n_trainable + 1, sizeof(float)), *vel = calloc(bank->n_trainable + 1, sizeof(float));
+    /* With --data, batches come from the shard loader (augmented on its own
+     * thread while the step runs) and the time spent waiting for them is
+     * reported: the data pipeline's cost as the trainer sees it. */
+    shard_loader *loader = NULL;
+    if (data) {
+        int tasks = 0;
+        for (int t = 0; t < cfg.ntasks; t++) tasks |= 1 << (int)cfg.task_kind[t];
+        loader_opts lo = {data, "train", tasks, 0, 1, batch, S, 1, 7, 2, 0, 0};
+        if (loader_open(&loader, &lo, err, sizeof err)) {
+            fprintf(stderr, "train_step: %s\n", err);
+            return 1;
+        }
+    }
+    double *waits = calloc((size_t)steps, sizeof(double));
     double *times = malloc(sizeof(double) * (size_t)steps), loss = 0.0;
     for (int s = -1; s < steps; s++) { /* step -1 warms up: primitives, first touch */
         double t0 = now();
+        const float *in_img = img;
+        if (loader) {
+            loader_batch *lb;
+            if (loader_next(loader, &lb, err, sizeof err)) {
+                fprintf(stderr, "train_step: %s\n", err);
+                return 1;
+            }
+            in_img = lb->images;
+            for (int t = 0; t < cfg.ntasks; t++) {
+                tg.labels[t] = cfg.task_kind[t] == MT_TASK_SEMSEG        ? lb->semseg
+                               : cfg.task_kind[t] == MT_TASK_HUMAN_PARTS ? lb->human_parts
+                                                                         : NULL;
+                tg.values[t] = cfg.task_kind[t] == MT_TASK_SAL       ? lb->sal
+                               : cfg.task_kind[t] == MT_TASK_NORMALS ? lb->normals
+                               : cfg.task_kind[t] == MT_TASK_EDGE    ? lb->edge
+                                                                     : NULL;
+            }
+            if (s >= 0) waits[s] = now() - t0;
+        }
         memset(bank->grads, 0, bank->n_trainable * sizeof(float));
-        if (mt_model_forward(m, ctx, img, batch, 1, (uint64_t)(s + 10)) ||
+        if (mt_model_forward(m, ctx, in_img, batch, 1, (uint64_t)(s + 10)) ||
             mt_model_loss(m, ctx, &tg, &loss, NULL, 1) || mt_model_backward(m, ctx) ||
             adamw_step(ctx, bank->trainable, bank->grads, mom, vel, bank->n_trainable, groups, ng,
                        adamw_defaults(1e-5f), s + 2)) {
@@ -143,11 +179,19 @@ int main(int argc, char **argv) {
            2.0 * fl.forward_macs / 1e9, 2.0 * fl.train_macs / 1e9);
     printf("achieved %.1f GFLOP/s, matmul peak %.1f GFLOP/s, utilisation %.1f%%\n", gflops, peak,
            peak > 0 ? 100.0 * gflops / peak : 0.0);
+    if (loader) {
+        double wmed = median(waits, steps), wsum = 0, tsum = 0;
+        for (int i = 0; i < steps; i++) wsum += waits[i], tsum += times[i];
+        printf("data wait (shard loader, augmentation on its own thread): median %.2f ms, "
+               "total %.1f%% of step time\n", 1e3 * wmed, 100.0 * wsum / tsum);
+        loader_close(loader);
+    }
     if (anchor > 0.0)
         printf("speed-up over the anchor step (%.3f s): %.2fx (%.3f images/s)\n", anchor,
                anchor / med, batch / anchor);
     for (int t = 0; t < MT_MAX_TASKS; t++) { free(vals[t]); free(labs[t]); }
-    free(img); free(groups); free(mom); free(vel); free(times);
+    free(img);
+    free(waits); free(groups); free(mom); free(vel); free(times);
     mt_model_destroy(m);
     mt_ctx_destroy(ctx);
     return 0;

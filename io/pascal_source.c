@@ -18,10 +18,23 @@
 #define PATH_LEN 4096
 
 /* libmatio reads MATLAB v7.3 files through (serial, not thread-safe) HDF5,
- * and the packer reads from several threads: MAT file access is serialised.
- * It is a small share of a record's time (JPEG/PNG decoding and edge
- * thinning run unlocked). */
+ * and the packer reads from several threads: v7.3 files are read one at a
+ * time. MATLAB v5 files (PASCAL's) are plain zlib streams and are read in
+ * parallel; inflating their full-size part masks is most of packing. */
 static pthread_mutex_t mat_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* 1 if path has a MAT v7.3 (HDF5) header: version 0x0200 at byte 124. */
+static int mat_is_hdf5(const char *path) {
+    unsigned char h[128];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    const size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (n < sizeof h) return 0;
+    const int le = h[126] == 'I' && h[127] == 'M';
+    const unsigned ver = le ? (unsigned)(h[124] | h[125] << 8) : (unsigned)(h[124] << 8 | h[125]);
+    return ver == 0x0200;
+}
 
 void pascal_free_ids(char **ids, int64_t n) {
     if (!ids) return;
@@ -141,7 +154,7 @@ static mt_status mat_open(mat_t **mat, const char *path, char *err, size_t errle
     return MT_OK;
 }
 
-static mt_status read_labelmap_locked(const char *root, const char *id, int32_t **lm, int *h,
+static mt_status read_labelmap_unlocked(const char *root, const char *id, int32_t **lm, int *h,
                                       int *w, char *err, size_t errlen) {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/pascal-context/trainval/%s.mat", root, id);
@@ -160,9 +173,12 @@ static mt_status read_labelmap_locked(const char *root, const char *id, int32_t 
 
 static mt_status read_labelmap(const char *root, const char *id, int32_t **lm, int *h, int *w,
                                char *err, size_t errlen) {
-    pthread_mutex_lock(&mat_lock);
-    mt_status st = read_labelmap_locked(root, id, lm, h, w, err, errlen);
-    pthread_mutex_unlock(&mat_lock);
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/pascal-context/trainval/%s.mat", root, id);
+    const int lock = mat_is_hdf5(path);
+    if (lock) pthread_mutex_lock(&mat_lock);
+    mt_status st = read_labelmap_unlocked(root, id, lm, h, w, err, errlen);
+    if (lock) pthread_mutex_unlock(&mat_lock);
     return st;
 }
 
@@ -316,7 +332,7 @@ static int mat_string(const matvar_t *v, char *out, size_t outlen) {
     return 0;
 }
 
-static mt_status load_parts_locked(const char *root, const char *id, const mt_image8 *img,
+static mt_status load_parts_unlocked(const char *root, const char *id, const mt_image8 *img,
                                    int resize, uint8_t **out, char *err, size_t errlen) {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/human_parts/%s.mat", root, id);
@@ -365,7 +381,7 @@ static mt_status load_parts_locked(const char *root, const char *id, const mt_im
         for (size_t p = 0; p < mat_count(parts) && !st; p++) {
             char name[64];
             matvar_t *pn = field(parts, "part_name", p), *pm = field(parts, "mask", p);
-            int pid;
+            int pid = -1;
             if (mat_string(pn, name, sizeof name))
                 st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: object %zu part %zu has no 'part_name'", path, o, p);
             else if ((pid = pascal_human_part_id(name)) < 0)
@@ -403,9 +419,12 @@ static mt_status load_parts_locked(const char *root, const char *id, const mt_im
 
 static mt_status load_parts(const char *root, const char *id, const mt_image8 *img, int resize,
                             uint8_t **out, char *err, size_t errlen) {
-    pthread_mutex_lock(&mat_lock);
-    mt_status st = load_parts_locked(root, id, img, resize, out, err, errlen);
-    pthread_mutex_unlock(&mat_lock);
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/human_parts/%s.mat", root, id);
+    const int lock = mat_is_hdf5(path);
+    if (lock) pthread_mutex_lock(&mat_lock);
+    mt_status st = load_parts_unlocked(root, id, img, resize, out, err, errlen);
+    if (lock) pthread_mutex_unlock(&mat_lock);
     return st;
 }
 

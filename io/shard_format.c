@@ -168,7 +168,7 @@ static herr_t put_u8(hid_t g, const char *name, const uint8_t *data, int nd, con
     if (s >= 0 && p >= 0) {
         hsize_t n = 1;
         for (int i = 0; i < nd; i++) n *= dims[i];
-        if (deflate && n > 0 && (H5Pset_chunk(p, nd, dims) < 0 || H5Pset_deflate(p, 4) < 0)) goto out;
+        if (deflate && n > 0 && (H5Pset_chunk(p, nd, dims) < 0 || H5Pset_deflate(p, 1) < 0)) goto out;
         hid_t d = H5Dcreate2(g, name, H5T_STD_U8LE, s, H5P_DEFAULT, p, H5P_DEFAULT);
         if (d >= 0) {
             rc = H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);

@@ -162,11 +162,6 @@ static int inside_triangle(const double *s, double x, double y) {
     return (d0 >= 0 && d1 >= 0 && d2 >= 0) || (d0 <= 0 && d1 <= 0 && d2 <= 0);
 }
 
-static int inside_always(const double *s, double x, double y) {
-    (void)s, (void)x, (void)y;
-    return 1;
-}
-
 /* ru in box widths, rv in box heights. */
 static void paint_ellipse(canvas *c, double u, double v, double ru, double rv, uint8_t code) {
     double s[4] = {canvas_x(c, u), canvas_y(c, v), fmax(ru * c->bw, 0.6), fmax(rv * c->bh, 0.6)};
@@ -199,7 +194,7 @@ static void paint_rect(canvas *c, double u0, double v0, double u1, double v1, ui
     int iy0 = clampi((int)lround(fmin(ya, yb)), 0, c->h), iy1 = clampi((int)lround(fmax(ya, yb)), 0, c->h);
     if (ix1 == ix0 && ix1 < c->w) ix1++; /* at least one pixel wide */
     if (iy1 == iy0 && iy1 < c->h) iy1++;
-    paint(c, ix0 + 1, iy0 + 1, ix1 - 1, iy1 - 1, inside_always, NULL, code);
+    for (int y = iy0; y < iy1; y++) memset(c->code + (size_t)y * c->w + ix0, code, (size_t)(ix1 - ix0));
 }
 
 static void paint_triangle(canvas *c, double u0, double v0, double u1, double v1, double u2,
