@@ -308,6 +308,33 @@ START_TEST(jpeg_read_returns_file_bytes) {
 }
 END_TEST
 
+/* Stray bytes before a marker lose no pixel; PIL decodes such files and so
+ * must we (the official loader would use them). */
+START_TEST(jpeg_extraneous_bytes_accepted) {
+    char path[1024];
+    tmp_path(path, sizeof path, "x.jpg");
+    mt_image8 im = smooth_image(16, 24, 3), ref, back;
+    ck_assert_int_eq(img_jpeg_write(path, &im, 90, err, sizeof err), MT_OK);
+    uint8_t *raw;
+    size_t n;
+    ck_assert_int_eq(img_jpeg_read(path, &ref, &raw, &n, err, sizeof err), MT_OK);
+    /* Two bytes between the SOI marker and the next header marker. */
+    ck_assert(raw[0] == 0xFF && raw[1] == 0xD8 && raw[2] == 0xFF);
+    uint8_t *mod = malloc(n + 2);
+    memcpy(mod, raw, 2);
+    mod[2] = 0x12;
+    mod[3] = 0x34;
+    memcpy(mod + 4, raw + 2, n - 2);
+    ck_assert_int_eq(img_jpeg_decode(mod, n + 2, &back, "stray bytes", err, sizeof err), MT_OK);
+    assert_same_pixels(&back, &ref);
+    free(raw);
+    free(mod);
+    img_free(&im);
+    img_free(&ref);
+    img_free(&back);
+}
+END_TEST
+
 /* ---- PNG kinds ---------------------------------------------------------------- */
 
 /* 1/2/4-bit gray and palette: gray follows PIL (1-bit is mode '1', i.e.
@@ -675,7 +702,7 @@ static Suite *codec_suite(void) {
     } groups[] = {
         {"roundtrip",
          {png_gray_roundtrip, png_rgb_roundtrip, png_palette_roundtrip, jpeg_rgb_roundtrip_q100,
-          jpeg_gray_roundtrip_q100, jpeg_read_returns_file_bytes}},
+          jpeg_gray_roundtrip_q100, jpeg_read_returns_file_bytes, jpeg_extraneous_bytes_accepted}},
         {"png_kinds", {png_low_bit_depths, png_alpha_and_interlaced}},
         {"refusals",
          {truncated_jpeg_refused, truncated_png_refused, png_corruption_refused,
