@@ -153,6 +153,28 @@ START_TEST(errors_name_the_file) {
 }
 END_TEST
 
+/* pack_cli_test.py leaves a copy with one record's JPEG byte flipped
+ * (shards-corrupt) and one with a truncated val shard (shards-truncated). */
+START_TEST(corrupt_record_reported_by_next) {
+    char cdir[1024], err[1024];
+    snprintf(cdir, sizeof cdir, "%s/../bad/shards-corrupt", dir);
+    loader_opts o = opts("train", 0, 1, 1, 1);
+    o.dir = cdir;
+    shard_loader *L = open_ok(o);
+    mt_status st = MT_OK;
+    loader_batch *b;
+    for (int64_t i = 0; i < loader_batches_per_epoch(L) && !st; i++) st = loader_next(L, &b, err, sizeof err);
+    ck_assert_int_eq(st, MT_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "train-00001.h5 record 1") && strstr(err, "checksum mismatch"), "%s", err);
+    loader_close(L);
+    snprintf(cdir, sizeof cdir, "%s/../bad/shards-truncated", dir);
+    o = opts("val", 0, 1, 1, 0);
+    o.dir = cdir;
+    ck_assert_int_ne(loader_open(&L, &o, err, sizeof err), MT_OK);
+    ck_assert_msg(strstr(err, "val-00000.h5") != NULL, "%s", err);
+}
+END_TEST
+
 int main(void) {
     dir = getenv("MTLORA_SHARDS");
     if (!dir) {
@@ -167,6 +189,7 @@ int main(void) {
     tcase_add_test(tc, resume_position);
     tcase_add_test(tc, evaluation_pass);
     tcase_add_test(tc, errors_name_the_file);
+    tcase_add_test(tc, corrupt_record_reported_by_next);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
