@@ -23,6 +23,12 @@ mt_status mt_fail(mt_ctx *ctx, mt_status st, const char *fmt, ...) {
 const char *mt_ctx_error(const mt_ctx *ctx) { return ctx ? ctx->err : "no context"; }
 void mt_ctx_clear_error(mt_ctx *ctx) { if (ctx) ctx->err[0] = '\0'; }
 
+void mt_ctx_set_sync_sum(mt_ctx *ctx, mt_sum_fn fn, void *user) {
+    if (!ctx) return;
+    ctx->sync_sum = fn;
+    ctx->sync_user = user;
+}
+
 mt_status mt_ctx_create(mt_ctx **out, char *errbuf, size_t errlen) {
     if (!out) return MT_ERR_ARG;
     *out = NULL;

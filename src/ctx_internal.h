@@ -31,6 +31,7 @@ enum {
     MT_SCRATCH_PATCH1,
     MT_SCRATCH_COMP0,     /* composite layers (patch embed / merging) */
     MT_SCRATCH_COMP1,
+    MT_SCRATCH_SYNC,      /* synchronised batch-norm sums */
     MT_SCRATCH_SLOTS
 };
 
@@ -60,6 +61,9 @@ struct mt_ctx {
     void *dnnl_scratch;
     size_t dnnl_scratch_bytes;
     char err[MT_ERRMSG_LEN];
+    /* Cross-rank sum for synchronised batch norm; NULL = per rank. */
+    mt_sum_fn sync_sum;
+    void *sync_user;
 };
 
 /* Records a formatted message and returns `st`, so callers can write

@@ -19,6 +19,7 @@ void mt_model_destroy(mt_model *m) {
         free(m->a.blocks[s]);
     }
     param_bank_free(&m->bank);
+    free(m->reported);
     free(m);
 }
 
@@ -45,6 +46,10 @@ mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uin
     if ((st = model_register_params(m, ctx, 0))) goto fail;
     if ((st = param_bank_alloc(ctx, &m->bank))) goto fail;
     if ((st = model_register_params(m, ctx, 1))) goto fail;
+    if (!(m->reported = calloc((size_t)m->bank.count, 1))) {
+        st = mt_fail(ctx, MT_ERR_NOMEM, "mt_model_create: out of memory");
+        goto fail;
+    }
     for (int s = 0; s < m->L; s++)
         for (int b = 0; b < m->stages[s].depth; b++) {
             swin_block *blk = &m->stages[s].blocks[b];
@@ -239,6 +244,38 @@ mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, dou
 
 /* ---- backward ------------------------------------------------------------- */
 
+void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user) {
+    if (!m) return;
+    m->grad_ready = fn;
+    m->grad_ready_user = user;
+}
+
+mt_status mt_model_use_frozen(mt_model *m, mt_ctx *ctx, float *frozen, int copy) {
+    if (!m || !frozen) return mt_fail(ctx, MT_ERR_ARG, "mt_model_use_frozen: NULL argument");
+    if (frozen == m->bank.frozen) return MT_OK;
+    if (copy) memcpy(frozen, m->bank.frozen, sizeof(float) * m->bank.n_frozen);
+    if (!m->bank.frozen_external) free(m->bank.frozen);
+    m->bank.frozen = frozen;
+    m->bank.frozen_external = 1;
+    return model_register_params(m, ctx, 1); /* re-point every frozen view */
+}
+
+/* Reports the not yet reported trainable tensors whose name starts with
+ * prefix (NULL: all; "!backbone." : all not starting with "backbone."). */
+static void report_ready(mt_model *m, const char *prefix) {
+    if (!m->grad_ready) return;
+    const int negate = prefix && prefix[0] == '!';
+    if (negate) prefix++;
+    for (int i = 0; i < m->bank.count; i++) {
+        const param_entry *e = &m->bank.entries[i];
+        if (m->reported[i] || e->kind != MT_PARAM_TRAINABLE) continue;
+        const int match = !prefix || !strncmp(e->name, prefix, strlen(prefix));
+        if (match == negate) continue;
+        m->reported[i] = 1;
+        m->grad_ready(m->grad_ready_user, e->offset, e->count);
+    }
+}
+
 mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
     if (!ctx) return MT_ERR_ARG;
     if (!m) return mt_fail(ctx, MT_ERR_ARG, "mt_model_backward: NULL model");
@@ -250,11 +287,13 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
     const mt_config *c = &m->cfg;
     model_acts *a = &m->a;
     grad_work *w = &m->w;
+    memset(m->reported, 0, (size_t)m->bank.count);
     for (int t = 0; t < m->T; t++) {
         for (int s = 0; s < m->L; s++)
             mt_zero(w->d_feat[t][s], (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
         MT_CHECK(decoder_backward(ctx, m, t, B));
     }
+    report_ready(m, "!backbone.");
     float *dc = w->d_cur, *dp = w->d_prev;
     for (int s = m->L - 1; s >= 0; s--) {
         const swin_stage *st = &m->stages[s];
@@ -295,12 +334,17 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                                          seed));
             float *tmp = dc; dc = dp; dp = tmp;
         }
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "backbone.layers.%d.", s);
+        report_ready(m, prefix);
     }
     /* dc: gradient w.r.t. the patch embedding output */
     patch_embed_weights pw = {m->pe_w.v, m->pe_b.v, m->pe_nw.v, m->pe_nb.v};
     patch_embed_grads pg = {m->pe_w.g, m->pe_b.g, m->pe_nw.g, m->pe_nb.g};
-    return patch_embed_backward(ctx, NULL, pg, dc, m->images, a->pe_conv, a->pe_mean, a->pe_var,
-                                pw, B, c->in_chans, m->S, m->S, c->embed_dim, c->patch_size);
+    MT_CHECK(patch_embed_backward(ctx, NULL, pg, dc, m->images, a->pe_conv, a->pe_mean, a->pe_var,
+                                  pw, B, c->in_chans, m->S, m->S, c->embed_dim, c->patch_size));
+    report_ready(m, NULL);
+    return MT_OK;
 }
 
 /* ---- counts --------------------------------------------------------------- */

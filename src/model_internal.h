@@ -108,6 +108,10 @@ struct mt_model {
     /* activations for batch `B` */
     int B, trained_forward, have_loss_grad;
     const float *images;
+    /* gradient-ready notifications (mt_model_set_grad_ready) */
+    mt_grad_ready_fn grad_ready;
+    void *grad_ready_user;
+    char *reported; /* per bank entry, during a backward */
     uint64_t seed;
     void *act_mem, *work_mem;
     model_acts a;

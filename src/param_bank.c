@@ -11,7 +11,7 @@ void param_bank_free(param_bank *bank) {
     free(bank->entries);
     free(bank->trainable);
     free(bank->grads);
-    free(bank->frozen);
+    if (!bank->frozen_external) free(bank->frozen);
     free(bank->buffers);
     param_bank_init(bank);
 }

@@ -155,6 +155,92 @@ START_TEST(step_reproducible_from_seed) {
 }
 END_TEST
 
+/* The gradient-ready hook: every trainable tensor reported exactly once, and
+ * its gradient at report time already equals the final one (nothing later
+ * in the backward adds to it), which is what lets a bucket's allreduce start. */
+typedef struct {
+    const float *grads;
+    float *snapshot;
+    int *times;
+    size_t n;
+} ready_log;
+
+static void on_ready(void *user, size_t off, size_t count) {
+    ready_log *r = user;
+    ck_assert(off + count <= r->n);
+    memcpy(r->snapshot + off, r->grads + off, count * sizeof(float));
+    for (size_t i = off; i < off + count; i++) r->times[i]++;
+}
+
+START_TEST(grad_ready_reports_final_gradients) {
+    fx f;
+    setup_fx(&f, "False");
+    param_bank *bank = mt_model_bank(f.m);
+    const size_t n = bank->n_trainable;
+    ready_log r = {bank->grads, malloc(n * sizeof(float)), calloc(n, sizeof(int)), n};
+    mt_model_set_grad_ready(f.m, on_ready, &r);
+    step_loss(&f, 5, 1);
+    memset(bank->grads, 0, n * sizeof(float));
+    ck_assert_int_eq(mt_model_backward(f.m, f.ctx), MT_OK);
+    for (size_t i = 0; i < n; i++) ck_assert_int_eq(r.times[i], 1);
+    ck_assert(memcmp(r.snapshot, bank->grads, n * sizeof(float)) == 0);
+    free(r.snapshot);
+    free(r.times);
+    teardown_fx(&f);
+}
+END_TEST
+
+/* SyncBN with a one-rank "sum" (identity) must equal per-rank batch norm:
+ * it checks the C backward of the synchronised path against oneDNN's. */
+static mt_status identity_sum(void *user, double *v, size_t n) {
+    (void)v;
+    (void)n;
+    ++*(int *)user;
+    return MT_OK;
+}
+
+START_TEST(sync_batchnorm_single_rank_equals_local) {
+    fx f;
+    setup_fx(&f, "False");
+    param_bank *bank = mt_model_bank(f.m);
+    const size_t n = bank->n_trainable;
+    float *g_local = malloc(n * sizeof(float));
+    double l_local = step_loss(&f, 5, 1);
+    memset(bank->grads, 0, n * sizeof(float));
+    ck_assert_int_eq(mt_model_backward(f.m, f.ctx), MT_OK);
+    memcpy(g_local, bank->grads, n * sizeof(float));
+    int calls = 0;
+    mt_ctx_set_sync_sum(f.ctx, identity_sum, &calls);
+    double l_sync = step_loss(&f, 5, 1);
+    memset(bank->grads, 0, n * sizeof(float));
+    ck_assert_int_eq(mt_model_backward(f.m, f.ctx), MT_OK);
+    ck_assert_int_gt(calls, 0);
+    ck_assert_msg(fabs(l_sync - l_local) <= 1e-6 * fabs(l_local), "loss %g vs %g", l_sync, l_local);
+    const double e = max_rel_err(bank->grads, g_local, n);
+    ck_assert_msg(e < 1e-4, "SyncBN gradients differ from local BN: max rel err %g", e);
+    mt_ctx_set_sync_sum(f.ctx, NULL, NULL);
+    free(g_local);
+    teardown_fx(&f);
+}
+END_TEST
+
+/* Frozen tensors moved to caller memory (as into a shared window): same step. */
+START_TEST(frozen_in_external_memory) {
+    fx f;
+    setup_fx(&f, "False");
+    param_bank *bank = mt_model_bank(f.m);
+    double before = step_loss(&f, 5, 0);
+    float *ext = malloc(bank->n_frozen * sizeof(float));
+    ck_assert_int_eq(mt_model_use_frozen(f.m, f.ctx, ext, 1), MT_OK);
+    ck_assert_ptr_eq(bank->frozen, ext);
+    ck_assert(step_loss(&f, 5, 0) == before);
+    for (size_t i = 0; i < bank->n_frozen; i++) ext[i] *= 0.5f; /* the model reads it there */
+    ck_assert(step_loss(&f, 5, 0) != before);
+    teardown_fx(&f);
+    free(ext); /* still the caller's */
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("model_grad");
     TCase *tc = tcase_create("central_difference");
@@ -162,6 +248,9 @@ int main(void) {
     tcase_add_test(tc, gradients_with_dropout_and_drop_path);
     tcase_add_test(tc, gradients_mtlora_plus_with_dropout);
     tcase_add_test(tc, step_reproducible_from_seed);
+    tcase_add_test(tc, grad_ready_reports_final_gradients);
+    tcase_add_test(tc, sync_batchnorm_single_rank_equals_local);
+    tcase_add_test(tc, frozen_in_external_memory);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -25,6 +25,15 @@ void mt_ctx_destroy(mt_ctx *ctx);
 
 /* Message of the most recent failure on this context ("" if none). */
 const char *mt_ctx_error(const mt_ctx *ctx);
+
+/* Synchronised batch norm (SyncBN): when fn is set, batch-norm training
+ * statistics and the sums of its backward are summed over every rank by
+ * fn(user, values, n) (an MPI_Allreduce in mtlora_dist; it must sum the n
+ * doubles in place, identically on all ranks). Then N ranks with batch b
+ * compute what one process computes with batch N * b. NULL (the default):
+ * statistics per rank, as PyTorch's BatchNorm2d under DDP. */
+typedef mt_status (*mt_sum_fn)(void *user, double *values, size_t n);
+void mt_ctx_set_sync_sum(mt_ctx *ctx, mt_sum_fn fn, void *user);
 void mt_ctx_clear_error(mt_ctx *ctx);
 
 mt_cache_stats mt_ctx_cache_stats(const mt_ctx *ctx);

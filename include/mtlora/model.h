@@ -58,6 +58,21 @@ mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, dou
  * every trainable tensor into the bank's gradient buffer (zero it first). */
 mt_status mt_model_backward(mt_model *m, mt_ctx *ctx);
 
+/* During mt_model_backward, fn(user, offset, count) is called once per
+ * trainable tensor as soon as its gradient is final (no later part of the
+ * backward adds to it): decoders first, then stage by stage from the last,
+ * then the patch embedding. (offset, count) index the gradient buffer. The
+ * data-parallel trainer starts each bucket's allreduce from here. NULL
+ * turns it off. */
+typedef void (*mt_grad_ready_fn)(void *user, size_t offset, size_t count);
+void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user);
+
+/* Makes the model read its frozen tensors from caller-owned memory of
+ * bank->n_frozen floats (an MPI shared-memory window that all ranks of a
+ * node map), copying the current values there when copy != 0; the model
+ * stops owning that memory. */
+mt_status mt_model_use_frozen(mt_model *m, mt_ctx *ctx, float *frozen, int copy);
+
 /* Parameter counts by group. */
 typedef struct {
     size_t total, trainable, frozen;

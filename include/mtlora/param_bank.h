@@ -38,6 +38,7 @@ typedef struct {
     int count, cap;
     size_t n_trainable, n_frozen, n_buffer;
     float *trainable, *grads, *frozen, *buffers; /* NULL until param_bank_alloc */
+    int frozen_external; /* frozen lives in caller memory (a shared window): not freed */
 } param_bank;
 
 void param_bank_init(param_bank *bank);
