@@ -40,7 +40,16 @@ static const key_spec KEYS[] = {
     {"BASE", K_IGNORE, NOOFF, 0, 0, NULL},
     {"DATA.BATCH_SIZE", K_INT, OFF(batch_size), 0, 0, NULL},
     {"DATA.IMG_SIZE", K_INT, OFF(img_size), 0, 0, NULL},
-    {"DATA.DATA_PATH", K_IGNORE, NOOFF, 0, 0, NULL},
+    {"DATA.DATA_PATH", K_STR, OFF(data_path), sizeof(((mt_config *)0)->data_path), 0, NULL},
+    {"RUN.DIR", K_STR, OFF(run.dir), sizeof(((mt_config *)0)->run.dir), 0, NULL},
+    {"RUN.BUCKET_MB", K_FLOAT, OFF(run.bucket_mb), 0, 0, NULL},
+    {"RUN.LOG_EVERY", K_INT, OFF(run.log_every), 0, 0, NULL},
+    {"RUN.CHECKPOINT_EVERY", K_INT, OFF(run.checkpoint_every), 0, 0, NULL},
+    {"RUN.KEEP_CHECKPOINTS", K_INT, OFF(run.keep_checkpoints), 0, 0, NULL},
+    {"RUN.MAX_STEPS", K_INT, OFF(run.max_steps), 0, 0, NULL},
+    {"RUN.EVAL_EVERY", K_INT, OFF(run.eval_every), 0, 0, NULL},
+    {"RUN.SYNC_BN", K_BOOL, OFF(run.sync_bn), 0, 0, NULL},
+    {"RUN.LR_SCALING", K_BOOL, OFF(run.lr_scaling), 0, 0, NULL},
     {"DATA.DATASET", K_IGNORE, NOOFF, 0, 0, NULL},
     {"DATA.INTERPOLATION", K_IGNORE, NOOFF, 0, 0, NULL},
     {"DATA.ZIP_MODE", K_IGNORE, NOOFF, 0, 0, NULL},
@@ -215,6 +224,15 @@ void mt_config_default(mt_config *c) {
     snprintf(c->lr_scheduler, sizeof c->lr_scheduler, "cosine");
     c->seed = 0;
     snprintf(c->name, sizeof c->name, "swin_tiny_patch4_window7_224");
+    snprintf(c->run.dir, sizeof c->run.dir, "runs/mtlora");
+    c->run.bucket_mb = 4.0f;
+    c->run.log_every = 10;
+    c->run.checkpoint_every = 0;
+    c->run.keep_checkpoints = 3;
+    c->run.max_steps = 0;
+    c->run.eval_every = 0;
+    c->run.sync_bn = 0;
+    c->run.lr_scaling = 1;
 }
 
 /* The built-in model: the official mtlora_tiny_448_r64_scale4_pertask.yaml
@@ -781,5 +799,16 @@ mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
         return fail(err, errlen, MT_ERR_ARG,
                     "TRAIN.LR_SCHEDULER.NAME: only 'cosine' is supported by mtlora, got '%s'",
                     c->lr_scheduler);
+    if (c->epochs < 1) return fail(err, errlen, MT_ERR_ARG, "TRAIN.EPOCHS must be >= 1");
+    if (c->warmup_epochs < 0 || c->warmup_epochs >= c->epochs)
+        return fail(err, errlen, MT_ERR_ARG, "TRAIN.WARMUP_EPOCHS must be in 0..TRAIN.EPOCHS-1");
+    if (!(c->run.bucket_mb > 0.0f && c->run.bucket_mb <= 1024.0f))
+        return fail(err, errlen, MT_ERR_ARG, "RUN.BUCKET_MB must be in (0, 1024]");
+    if (c->run.log_every < 1) return fail(err, errlen, MT_ERR_ARG, "RUN.LOG_EVERY must be >= 1");
+    if (c->run.checkpoint_every < 0 || c->run.keep_checkpoints < 1 || c->run.max_steps < 0 ||
+        c->run.eval_every < 0)
+        return fail(err, errlen, MT_ERR_ARG,
+                    "RUN.CHECKPOINT_EVERY, RUN.MAX_STEPS, RUN.EVAL_EVERY must be >= 0 and "
+                    "RUN.KEEP_CHECKPOINTS >= 1");
     return MT_OK;
 }

@@ -63,6 +63,20 @@ typedef struct {
     int freeze_patch_embed, freeze_layer_norm, freeze_rel_bias, freeze_downsample_reduction;
     int seed;
     char name[128];
+    /* DATA.DATA_PATH: for mtlora_dist, the mtlora-pack output directory */
+    char data_path[1024];
+    /* RUN.*: mtlora_dist's own keys (not in the official config) */
+    struct {
+        char dir[1024];      /* RUN.DIR: run directory (logs, checkpoints) */
+        float bucket_mb;     /* RUN.BUCKET_MB: gradient bucket size */
+        int log_every;       /* RUN.LOG_EVERY: steps between log records */
+        int checkpoint_every;/* RUN.CHECKPOINT_EVERY: steps (0: only at the end) */
+        int keep_checkpoints;/* RUN.KEEP_CHECKPOINTS */
+        int max_steps;       /* RUN.MAX_STEPS: stop after this many steps (0: all epochs) */
+        int eval_every;      /* RUN.EVAL_EVERY: epochs between evaluations (0: at the end) */
+        int sync_bn;         /* RUN.SYNC_BN: batch-norm statistics over all ranks */
+        int lr_scaling;      /* RUN.LR_SCALING: scale LRs by batch * world / 512 as main.py */
+    } run;
     /* As written, before per-stage expansion (lengths 1 or nstages). */
     struct {
         int n_depths, n_heads, n_decoder_channels, n_r, n_shared_scale, n_dropout;

@@ -22,3 +22,9 @@ target_link_libraries(test_loader PRIVATE mtlora_testutil)
 add_test(NAME shard_loader COMMAND test_loader)
 set_tests_properties(shard_loader PROPERTIES FIXTURES_REQUIRED packed_shards
   ENVIRONMENT "MTLORA_SHARDS=${MTLORA_PACK_WORK}/shards")
+
+# mtlora_dist under mpirun: 2 ranks x batch b == 1 rank x batch 2b.
+add_test(NAME dist_equivalence
+  COMMAND ${MTLORA_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist_test.py $<TARGET_FILE:mtlora_dist>
+          ${CMAKE_CURRENT_SOURCE_DIR}/data/dist_tiny.yaml ${CMAKE_CURRENT_BINARY_DIR}/dist_test)
+set_tests_properties(dist_equivalence PROPERTIES TIMEOUT 600)

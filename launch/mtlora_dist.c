@@ -1,0 +1,491 @@
+/* mtlora_dist - data-parallel MTLoRA training over MPI.
+ *
+ *   mpirun -np N mtlora_dist [--config FILE] [--tasks LIST] [--opts KEY VALUE ...]
+ *                            [--data DIR | --synthetic-data] [--steps N] [--seed S]
+ *                            [--save-trainable FILE] [--quiet]
+ *
+ * Every rank builds the model, the frozen encoder weights are placed once
+ * per node in an MPI shared-memory window, rank 0's trainable values are
+ * broadcast and checked by hash on every rank. Each step: a local batch
+ * (from the rank's part of the shards, prepared by the loader's thread),
+ * forward, weighted multi-task loss, backward during which each gradient
+ * bucket's allreduce starts as soon as its gradients are final; then the
+ * average, a non-finite check (all ranks see the same reduced gradients, so
+ * they agree without another message), clipping by global norm, the
+ * official LR schedule and AdamW. Rank 0 logs, with the step time split
+ * into compute, exposed communication and data wait (min / max over ranks).
+ *
+ * Exit status: 0 done, 1 runtime error, 2 usage or configuration error. */
+#include <math.h>
+#include <mpi.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "mtlora/adamw.h"
+#include "mtlora/config.h"
+#include "mtlora/dist.h"
+#include "mtlora/lr_schedule.h"
+#include "mtlora/model.h"
+#include "mtlora/param_bank.h"
+#include "mtlora/rng.h"
+#include "mtlora/shard.h"
+#include "mtlora/shard_loader.h"
+
+#define ERRLEN 1024
+
+typedef struct {
+    const char *config, *tasks, *data, *save_trainable;
+    int synthetic, steps, quiet, seed_set;
+    long seed;
+    int nopts;
+    const char *opts[64][2];
+} args;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mtlora_dist [--config FILE] [--tasks LIST] [--opts KEY VALUE ...]\n"
+            "                   [--data SHARD_DIR | --synthetic-data] [--steps N] [--seed S]\n"
+            "                   [--save-trainable FILE] [--quiet]\n"
+            "  --config          official-format YAML (default: the built-in Swin-T 448 MTLoRA)\n"
+            "  --opts K V ...    override keys as the official main.py does (to the end of the line\n"
+            "                    or the next --flag)\n"
+            "  --data DIR        mtlora-pack output (default DATA.DATA_PATH)\n"
+            "  --synthetic-data  generated batches with every label valid (tests, benchmarks)\n"
+            "  --steps N         stop after N optimizer updates (RUN.MAX_STEPS)\n"
+            "  --save-trainable  write the trainable tensors (safetensors) at the end\n");
+}
+
+/* 0 ok, 2 usage error (message printed by rank 0 only). */
+static int parse_args(int argc, char **argv, args *a, int rank) {
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const int has = i + 1 < argc;
+        if (!strcmp(s, "--config") && has) a->config = argv[++i];
+        else if (!strcmp(s, "--tasks") && has) a->tasks = argv[++i];
+        else if (!strcmp(s, "--data") && has) a->data = argv[++i];
+        else if (!strcmp(s, "--save-trainable") && has) a->save_trainable = argv[++i];
+        else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
+        else if (!strcmp(s, "--quiet")) a->quiet = 1;
+        else if ((!strcmp(s, "--steps") || !strcmp(s, "--seed")) && has) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > 1000000000) {
+                if (!rank) fprintf(stderr, "mtlora_dist: %s: '%s' is not a non-negative integer\n", s, argv[i]);
+                return 2;
+            }
+            if (s[3] == 't') a->steps = (int)v;
+            else a->seed = v, a->seed_set = 1;
+        } else if (!strcmp(s, "--opts")) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) {
+                if (i + 2 >= argc || !strncmp(argv[i + 2], "--", 2)) {
+                    if (!rank) fprintf(stderr, "mtlora_dist: --opts: key '%s' has no value\n", argv[i + 1]);
+                    return 2;
+                }
+                if (a->nopts == 64) {
+                    if (!rank) fprintf(stderr, "mtlora_dist: --opts: more than 64 keys\n");
+                    return 2;
+                }
+                a->opts[a->nopts][0] = argv[i + 1];
+                a->opts[a->nopts][1] = argv[i + 2];
+                a->nopts++;
+                i += 2;
+            }
+        } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            if (!rank) usage(stdout);
+            return 3;
+        } else {
+            if (!rank) {
+                fprintf(stderr, "mtlora_dist: unknown or incomplete option '%s'\n", s);
+                usage(stderr);
+            }
+            return 2;
+        }
+    }
+    if (a->synthetic && a->data) {
+        if (!rank) fprintf(stderr, "mtlora_dist: --data and --synthetic-data exclude each other\n");
+        return 2;
+    }
+    return 0;
+}
+
+static mt_status load_config(const args *a, mt_config *cfg, char *err, size_t errlen) {
+    mt_status st;
+    if (a->config) {
+        mt_config_default(cfg);
+        st = mt_config_load(cfg, a->config, err, errlen);
+    } else {
+        st = mt_config_builtin(cfg, err, errlen);
+    }
+    if (!st && a->tasks) st = mt_config_set_tasks(cfg, a->tasks, err, errlen);
+    for (int i = 0; !st && i < a->nopts; i++) st = mt_config_set(cfg, a->opts[i][0], a->opts[i][1], err, errlen);
+    if (!st && a->steps) cfg->run.max_steps = a->steps;
+    if (!st && a->seed_set) cfg->seed = (int)a->seed;
+    if (!st && a->data) snprintf(cfg->data_path, sizeof cfg->data_path, "%s", a->data);
+    if (!st) st = mt_config_finalize(cfg, err, errlen);
+    return st;
+}
+
+/* ------------------------------------------------------------ batches */
+
+/* One rank's batch: from the loader, or generated (every label valid, a
+ * pure function of the global sample index, so N ranks with batch b see
+ * exactly the samples one rank with batch N * b sees). */
+typedef struct {
+    int B, S;
+    float *images, *sal, *normals, *edge;
+    uint8_t *semseg, *parts;
+} owned_batch;
+
+static int owned_alloc(owned_batch *o, int B, int S) {
+    const size_t px = (size_t)B * S * S;
+    o->B = B;
+    o->S = S;
+    o->images = malloc(sizeof(float) * 3 * px);
+    o->normals = malloc(sizeof(float) * 3 * px);
+    o->sal = malloc(sizeof(float) * px);
+    o->edge = malloc(sizeof(float) * px);
+    o->semseg = malloc(px);
+    o->parts = malloc(px);
+    return !o->images || !o->normals || !o->sal || !o->edge || !o->semseg || !o->parts;
+}
+
+static void owned_free(owned_batch *o) {
+    free(o->images);
+    free(o->normals);
+    free(o->sal);
+    free(o->edge);
+    free(o->semseg);
+    free(o->parts);
+}
+
+static void synthetic_fill(owned_batch *o, uint64_t seed, int64_t first_sample) {
+    const size_t plane = (size_t)o->S * o->S;
+    for (int k = 0; k < o->B; k++) {
+        const uint64_t s = mt_rng_mix64(seed ^ mt_rng_mix64((uint64_t)(first_sample + k) + 1));
+        for (size_t i = 0; i < 3 * plane; i++)
+            o->images[(size_t)k * 3 * plane + i] = 2.0f * mt_rng_uniform(s, i) - 1.0f;
+        for (size_t i = 0; i < plane; i++) {
+            const uint64_t bits = mt_rng_bits(s + 1, i);
+            o->semseg[(size_t)k * plane + i] = (uint8_t)(bits % 21);
+            o->parts[(size_t)k * plane + i] = (uint8_t)((bits >> 8) % 7);
+            o->sal[(size_t)k * plane + i] = (float)((bits >> 16) & 1);
+            o->edge[(size_t)k * plane + i] = (float)((bits >> 17) & 1);
+            float n[3];
+            for (int c = 0; c < 3; c++) n[c] = 2.0f * mt_rng_uniform(s + 2 + (uint64_t)c, i) - 1.0f;
+            const float len = sqrtf(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]) + 1e-6f;
+            for (int c = 0; c < 3; c++)
+                o->normals[(size_t)k * 3 * plane + (size_t)c * plane + i] = n[c] / len;
+        }
+    }
+}
+
+static void targets_from(const mt_config *c, mt_targets *tg, uint8_t *semseg, uint8_t *parts,
+                         float *sal, float *normals, float *edge) {
+    memset(tg, 0, sizeof *tg);
+    for (int t = 0; t < c->ntasks; t++) switch (c->task_kind[t]) {
+        case MT_TASK_SEMSEG: tg->labels[t] = semseg; break;
+        case MT_TASK_HUMAN_PARTS: tg->labels[t] = parts; break;
+        case MT_TASK_SAL: tg->values[t] = sal; break;
+        case MT_TASK_NORMALS: tg->values[t] = normals; break;
+        case MT_TASK_EDGE: tg->values[t] = edge; break;
+        }
+}
+
+/* ------------------------------------------------------------ logging */
+
+typedef struct {
+    FILE *jsonl;
+    int quiet;
+} reporter;
+
+/* Step statistics reduced over ranks: loss sums, and min/max of times. */
+enum { T_STEP, T_COMPUTE, T_COMM, T_DATA, NT };
+
+static void log_step(reporter *R, dist_ctx *d, const mt_config *c, long u, long total, int epoch,
+                     double lr, const double *loss_sum, int nloss_samples, const double *times,
+                     double imgs, double elapsed, int skipped) {
+    double tmin[NT], tmax[NT], lsum[MT_MAX_TASKS + 1];
+    MPI_Reduce(times, tmin, NT, MPI_DOUBLE, MPI_MIN, 0, d->sync);
+    MPI_Reduce(times, tmax, NT, MPI_DOUBLE, MPI_MAX, 0, d->sync);
+    MPI_Reduce(loss_sum, lsum, c->ntasks + 1, MPI_DOUBLE, MPI_SUM, 0, d->sync);
+    if (d->rank) return;
+    const double denom = (double)nloss_samples * d->size;
+    const double eta = u > 0 ? elapsed / (double)u * (double)(total - u) : 0.0;
+    if (!R->quiet) {
+        printf("step %ld/%ld epoch %d lr %.3e loss %.4f (", u, total, epoch, lr, lsum[0] / denom);
+        for (int t = 0; t < c->ntasks; t++) printf("%s%s %.4f", t ? " " : "", c->tasks[t], lsum[1 + t] / denom);
+        printf(") step %.3f-%.3f s: compute %.3f-%.3f, comm exposed %.3f-%.3f, data wait %.3f-%.3f; "
+               "%.2f img/s; ETA %.0f s%s\n",
+               tmin[T_STEP], tmax[T_STEP], tmin[T_COMPUTE], tmax[T_COMPUTE], tmin[T_COMM],
+               tmax[T_COMM], tmin[T_DATA], tmax[T_DATA], imgs, eta,
+               skipped ? " (non-finite steps skipped so far: see log)" : "");
+        fflush(stdout);
+    }
+    if (R->jsonl) {
+        fprintf(R->jsonl, "{\"step\": %ld, \"epoch\": %d, \"lr\": %.6e, \"loss\": %.6f", u, epoch, lr,
+                lsum[0] / denom);
+        for (int t = 0; t < c->ntasks; t++) fprintf(R->jsonl, ", \"loss_%s\": %.6f", c->tasks[t], lsum[1 + t] / denom);
+        static const char *const names[NT] = {"step_s", "compute_s", "comm_exposed_s", "data_wait_s"};
+        for (int k = 0; k < NT; k++)
+            fprintf(R->jsonl, ", \"%s_min\": %.6f, \"%s_max\": %.6f", names[k], tmin[k], names[k], tmax[k]);
+        fprintf(R->jsonl, ", \"images_per_s\": %.4f, \"skipped_steps\": %d, \"ranks\": %d}\n", imgs,
+                skipped, d->size);
+        fflush(R->jsonl);
+    }
+}
+
+/* ------------------------------------------------------------ the run */
+
+static int all_finite(const float *g, size_t n) {
+    int ok = 1;
+    #pragma omp parallel for reduction(&& : ok)
+    for (size_t i = 0; i < n; i++) ok = ok && isfinite(g[i]);
+    return ok;
+}
+
+/* torch.nn.utils.clip_grad_norm_: scale by max / (norm + 1e-6) when below 1. */
+static double clip_by_global_norm(float *g, size_t n, double max_norm) {
+    double ss = 0.0;
+    #pragma omp parallel for reduction(+ : ss)
+    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    const double norm = sqrt(ss);
+    if (max_norm > 0) {
+        const double coef = max_norm / (norm + 1e-6);
+        if (coef < 1.0) {
+            const float k = (float)coef;
+            #pragma omp parallel for
+            for (size_t i = 0; i < n; i++) g[i] *= k;
+        }
+    }
+    return norm;
+}
+
+typedef struct {
+    dist_ctx d;
+    mt_config cfg;
+    mt_ctx *ctx;
+    mt_model *m;
+    grad_buckets *buckets;
+    shard_loader *loader;
+    owned_batch own;
+    reporter R;
+    float *mom, *vel;
+    adamw_group *groups;
+    int ngroups;
+} run_state;
+
+static int fail_all(run_state *s, const char *msg) {
+    fprintf(stderr, "mtlora_dist: rank %d: %s\n", s->d.rank, msg);
+    fflush(stderr);
+    /* One rank's runtime error ends the job on every rank, never a hang. */
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+}
+
+static int train(run_state *s, const args *a) {
+    mt_config *c = &s->cfg;
+    char err[ERRLEN];
+    param_bank *bank = mt_model_bank(s->m);
+    const int B = c->batch_size, acc = c->accumulation_steps;
+    long per_epoch;
+    if (s->loader) per_epoch = loader_batches_per_epoch(s->loader) / acc;
+    else per_epoch = 100; /* synthetic: a nominal epoch for the schedule */
+    if (per_epoch < 1) return fail_all(s, "fewer batches per epoch than TRAIN.ACCUMULATION_STEPS");
+    const lr_schedule sched = lr_schedule_make(c, s->d.size, per_epoch);
+    const long total = c->run.max_steps > 0 ? c->run.max_steps : sched.total_updates;
+    adamw_config ac = adamw_defaults(0.0f);
+    ac.beta1 = c->betas[0];
+    ac.beta2 = c->betas[1];
+    ac.eps = c->optimizer_eps;
+    if (s->d.rank == 0 && !a->quiet)
+        printf("training %ld updates (%ld per epoch), %d ranks on %d node(s), batch %d per rank "
+               "(global %d), accumulation %d, LR %.3e (warmup %.3e, min %.3e), %d gradient buckets\n",
+               total, per_epoch, s->d.size, s->d.nodes, B, B * s->d.size, acc, sched.base,
+               sched.warmup, sched.min, buckets_count(s->buckets));
+    double loss_sum[MT_MAX_TASKS + 1] = {0}, times[NT] = {0};
+    int nsamples = 0, skipped = 0, skipped_in_a_row = 0;
+    const double t_start = now_s();
+    double t_window = t_start;
+    for (long u = 0; u < total; u++) {
+        const double t_step = now_s();
+        double t_data = 0, t_comm = 0;
+        memset(bank->grads, 0, sizeof(float) * bank->n_trainable);
+        int epoch = (int)(u / per_epoch);
+        for (int micro = 0; micro < acc; micro++) {
+            const float *img;
+            mt_targets tg;
+            const double t0 = now_s();
+            if (s->loader) {
+                loader_batch *lb;
+                if (loader_next(s->loader, &lb, err, sizeof err)) return fail_all(s, err);
+                img = lb->images;
+                targets_from(c, &tg, lb->semseg, lb->human_parts, lb->sal, lb->normals, lb->edge);
+                epoch = (int)lb->epoch;
+            } else {
+                const int64_t global = ((int64_t)u * acc + micro) * B * s->d.size + (int64_t)s->d.rank * B;
+                synthetic_fill(&s->own, (uint64_t)c->seed + 77, global);
+                img = s->own.images;
+                targets_from(c, &tg, s->own.semseg, s->own.parts, s->own.sal, s->own.normals, s->own.edge);
+            }
+            t_data += now_s() - t0;
+            const uint64_t seed = mt_rng_mix64(((uint64_t)c->seed << 32) ^ (uint64_t)(u * acc + micro)) +
+                                  (uint64_t)s->d.rank;
+            double total_loss, task_loss[MT_MAX_TASKS];
+            const int last = micro == acc - 1;
+            if (last) buckets_begin(s->buckets);
+            mt_model_set_grad_ready(s->m, last ? buckets_on_ready : NULL, s->buckets);
+            if (mt_model_forward(s->m, s->ctx, img, B, 1, seed) ||
+                mt_model_loss(s->m, s->ctx, &tg, &total_loss, task_loss, 1) ||
+                mt_model_backward(s->m, s->ctx))
+                return fail_all(s, mt_ctx_error(s->ctx));
+            loss_sum[0] += total_loss;
+            for (int t = 0; t < c->ntasks; t++) loss_sum[1 + t] += task_loss[t];
+            nsamples++;
+        }
+        if (buckets_finish(s->buckets, &t_comm, err, sizeof err)) return fail_all(s, err);
+        const double lr = lr_schedule_for_update(&sched, u);
+        /* After the allreduce every rank holds the same gradients, so the
+         * non-finite check needs no further message to agree. */
+        if (!all_finite(bank->grads, bank->n_trainable)) {
+            skipped++;
+            if (s->d.rank == 0)
+                fprintf(stderr, "mtlora_dist: step %ld: non-finite loss or gradient, update skipped "
+                                "(%d in a row)\n", u, ++skipped_in_a_row);
+            else
+                ++skipped_in_a_row;
+            if (skipped_in_a_row >= 5) return fail_all(s, "5 non-finite steps in a row: stopping");
+        } else {
+            skipped_in_a_row = 0;
+            clip_by_global_norm(bank->grads, bank->n_trainable, c->clip_grad);
+            ac.lr = (float)lr;
+            if (adamw_step(s->ctx, bank->trainable, bank->grads, s->mom, s->vel, bank->n_trainable,
+                           s->groups, s->ngroups, ac, u + 1 - skipped))
+                return fail_all(s, mt_ctx_error(s->ctx));
+        }
+        const double t_end = now_s();
+        times[T_STEP] += t_end - t_step;
+        times[T_COMM] += t_comm;
+        times[T_DATA] += t_data;
+        times[T_COMPUTE] += (t_end - t_step) - t_comm - t_data;
+        if ((u + 1) % c->run.log_every == 0 || u + 1 == total) {
+            const long steps_in = (u % c->run.log_every) + 1;
+            for (int k = 0; k < NT; k++) times[k] /= (double)steps_in;
+            const double imgs = (double)steps_in * acc * B * s->d.size / (t_end - t_window);
+            log_step(&s->R, &s->d, c, u + 1, total, epoch, lr, loss_sum, nsamples, times, imgs,
+                     t_end - t_start, skipped);
+            memset(loss_sum, 0, sizeof loss_sum);
+            memset(times, 0, sizeof times);
+            nsamples = 0;
+            t_window = t_end;
+        }
+    }
+    return 0;
+}
+
+static int setup_and_train(run_state *s, const args *a) {
+    char err[ERRLEN];
+    mt_config *c = &s->cfg;
+    if (dist_check_same(&s->d, dist_hash(c, sizeof *c), "configuration (config file, --opts, --tasks)",
+                        err, sizeof err))
+        return fail_all(s, err);
+    if (mt_ctx_create(&s->ctx, err, sizeof err)) return fail_all(s, err);
+    if (mt_model_create(&s->m, s->ctx, c, (uint64_t)c->seed)) return fail_all(s, mt_ctx_error(s->ctx));
+    param_bank *bank = mt_model_bank(s->m);
+    if (dist_share_frozen(&s->d, s->m, s->ctx, err, sizeof err)) return fail_all(s, err);
+    if (dist_bcast_floats(&s->d, bank->trainable, bank->n_trainable, err, sizeof err))
+        return fail_all(s, err);
+    if (dist_check_same(&s->d, dist_hash(bank->trainable, sizeof(float) * bank->n_trainable),
+                        "trainable values after broadcast", err, sizeof err))
+        return fail_all(s, err);
+    if (s->d.rank == 0 && !a->quiet) {
+        printf("mtlora_dist: model %s, tasks", c->name);
+        for (int t = 0; t < c->ntasks; t++) printf(" %s", c->tasks[t]);
+        printf("; %zu trainable values (%.1f MB allreduced per step), frozen encoder %.1f MB per "
+               "node in shared memory (%.1f MB per rank)\n",
+               bank->n_trainable, 4e-6 * (double)bank->n_trainable, 4e-6 * (double)bank->n_frozen,
+               4e-6 * (double)bank->n_frozen / s->d.node_size);
+    }
+    if (c->run.sync_bn) mt_ctx_set_sync_sum(s->ctx, dist_sum_doubles, &s->d);
+    if (buckets_create(&s->buckets, &s->d, bank->grads, bank->n_trainable,
+                       (size_t)(c->run.bucket_mb * 1048576.0), err, sizeof err))
+        return fail_all(s, err);
+    s->ngroups = param_bank_adamw_groups(bank, c->weight_decay, NULL, 0);
+    s->groups = malloc(sizeof(adamw_group) * (size_t)(s->ngroups > 0 ? s->ngroups : 1));
+    s->mom = calloc(bank->n_trainable + 1, sizeof(float));
+    s->vel = calloc(bank->n_trainable + 1, sizeof(float));
+    if (!s->groups || !s->mom || !s->vel) return fail_all(s, "out of memory for the optimizer state");
+    param_bank_adamw_groups(bank, c->weight_decay, s->groups, s->ngroups);
+    if (a->synthetic) {
+        if (owned_alloc(&s->own, c->batch_size, c->img_size)) return fail_all(s, "out of memory");
+    } else {
+        if (!c->data_path[0])
+            return fail_all(s, "no data: give --data SHARD_DIR, DATA.DATA_PATH, or --synthetic-data");
+        int tasks = 0;
+        for (int t = 0; t < c->ntasks; t++) tasks |= 1 << (int)c->task_kind[t];
+        loader_opts lo = {c->data_path, "train", tasks, s->d.rank, s->d.size, c->batch_size,
+                          c->img_size, 1, (uint64_t)c->seed, 2, 0, 0};
+        if (loader_open(&s->loader, &lo, err, sizeof err)) return fail_all(s, err);
+    }
+    if (s->d.rank == 0 && c->run.dir[0]) {
+        char path[1200];
+        mkdir(c->run.dir, 0777);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
+        s->R.jsonl = fopen(path, "a");
+        if (!s->R.jsonl) return fail_all(s, "cannot open RUN.DIR/metrics.jsonl for appending");
+    }
+    s->R.quiet = a->quiet;
+    int rc = train(s, a);
+    if (!rc && a->save_trainable && s->d.rank == 0 && mt_model_save(s->m, s->ctx, a->save_trainable))
+        return fail_all(s, mt_ctx_error(s->ctx));
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    args a;
+    int rc = parse_args(argc, argv, &a, rank);
+    if (rc) {
+        MPI_Finalize();
+        return rc == 3 ? 0 : rc;
+    }
+    run_state s;
+    memset(&s, 0, sizeof s);
+    char err[ERRLEN];
+    if (load_config(&a, &s.cfg, err, sizeof err)) {
+        if (!rank) fprintf(stderr, "mtlora_dist: %s\n", err);
+        MPI_Finalize();
+        return 2;
+    }
+    if (dist_init(&s.d, err, sizeof err)) {
+        fprintf(stderr, "mtlora_dist: rank %d: %s\n", rank, err);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    rc = setup_and_train(&s, &a);
+    loader_close(s.loader);
+    owned_free(&s.own);
+    buckets_free(s.buckets);
+    if (s.R.jsonl) fclose(s.R.jsonl);
+    free(s.groups);
+    free(s.mom);
+    free(s.vel);
+    mt_model_destroy(s.m);
+    mt_ctx_destroy(s.ctx);
+    dist_free(&s.d);
+    MPI_Finalize();
+    return rc;
+}

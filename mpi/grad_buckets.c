@@ -1,0 +1,119 @@
+/* grad_buckets.c - the trainable-gradient buffer reduced in fixed-size
+ * buckets whose MPI_Iallreduce starts as soon as the backward has finished
+ * every gradient in the bucket (dist.h). Every rank runs the same backward,
+ * so buckets complete, and their collectives start, in the same order on
+ * every rank, as MPI requires. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mtlora/dist.h"
+
+struct grad_buckets {
+    dist_ctx *d;
+    float *grads;
+    size_t n, per; /* elements in all, per bucket */
+    int nb;
+    size_t *left;  /* elements of each bucket not yet final */
+    MPI_Request *req;
+    int *started;
+    int nstarted;
+    int failed;
+};
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+mt_status buckets_create(grad_buckets **out, dist_ctx *d, float *grads, size_t n,
+                         size_t bucket_bytes, char *err, size_t errlen) {
+    *out = NULL;
+    if (!grads || n == 0 || bucket_bytes < sizeof(float))
+        return mt_errf(err, errlen, MT_ERR_ARG, "gradient buckets: bad buffer or bucket size");
+    grad_buckets *b = calloc(1, sizeof *b);
+    if (!b) return mt_errf(err, errlen, MT_ERR_NOMEM, "gradient buckets: out of memory");
+    b->d = d;
+    b->grads = grads;
+    b->n = n;
+    b->per = bucket_bytes / sizeof(float);
+    if (b->per > (size_t)1 << 30) b->per = (size_t)1 << 30; /* MPI counts are int */
+    b->nb = (int)((n + b->per - 1) / b->per);
+    b->left = calloc((size_t)b->nb, sizeof(size_t));
+    b->req = calloc((size_t)b->nb, sizeof(MPI_Request));
+    b->started = calloc((size_t)b->nb, sizeof(int));
+    if (!b->left || !b->req || !b->started) {
+        buckets_free(b);
+        return mt_errf(err, errlen, MT_ERR_NOMEM, "gradient buckets: out of memory");
+    }
+    *out = b;
+    return MT_OK;
+}
+
+void buckets_free(grad_buckets *b) {
+    if (!b) return;
+    free(b->left);
+    free(b->req);
+    free(b->started);
+    free(b);
+}
+
+int buckets_count(const grad_buckets *b) { return b->nb; }
+
+static size_t bucket_len(const grad_buckets *b, int k) {
+    const size_t lo = (size_t)k * b->per;
+    return lo + b->per <= b->n ? b->per : b->n - lo;
+}
+
+void buckets_begin(grad_buckets *b) {
+    for (int k = 0; k < b->nb; k++) {
+        b->left[k] = bucket_len(b, k);
+        b->req[k] = MPI_REQUEST_NULL;
+        b->started[k] = 0;
+    }
+    b->nstarted = 0;
+    b->failed = 0;
+}
+
+static void start_bucket(grad_buckets *b, int k) {
+    b->started[k] = 1;
+    b->nstarted++;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, b->grads + (size_t)k * b->per, (int)bucket_len(b, k),
+                            MPI_FLOAT, MPI_SUM, b->d->world, &b->req[k]);
+    if (rc != MPI_SUCCESS) b->failed = rc;
+}
+
+void buckets_on_ready(void *user, size_t offset, size_t count) {
+    grad_buckets *b = user;
+    size_t end = offset + count;
+    if (end > b->n) end = b->n;
+    for (size_t p = offset; p < end;) {
+        const int k = (int)(p / b->per);
+        const size_t bucket_end = (size_t)(k + 1) * b->per;
+        const size_t take = (end < bucket_end ? end : bucket_end) - p;
+        b->left[k] -= take;
+        if (b->left[k] == 0 && !b->started[k]) start_bucket(b, k);
+        p += take;
+    }
+    /* Let MPI progress what is in flight (no asynchronous progress). */
+    if (b->nstarted) {
+        int flag;
+        MPI_Testall(b->nb, b->req, &flag, MPI_STATUSES_IGNORE);
+    }
+}
+
+mt_status buckets_finish(grad_buckets *b, double *exposed_s, char *err, size_t errlen) {
+    const double t0 = now_s();
+    /* Buckets never reported (none, when the model reports every tensor)
+     * start here, in index order on every rank. */
+    for (int k = 0; k < b->nb; k++)
+        if (!b->started[k]) start_bucket(b, k);
+    int rc = MPI_Waitall(b->nb, b->req, MPI_STATUSES_IGNORE);
+    if (exposed_s) *exposed_s = now_s() - t0;
+    if (b->failed || rc != MPI_SUCCESS)
+        return mt_errf(err, errlen, MT_ERR_IO, "gradient allreduce failed (a rank lost?)");
+    const float inv = 1.0f / (float)b->d->size;
+    for (size_t i = 0; i < b->n; i++) b->grads[i] *= inv;
+    return MT_OK;
+}
