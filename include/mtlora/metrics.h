@@ -1,5 +1,5 @@
 /* metrics.h - the official MTLoRA evaluation metrics (scale-lab/MTLoRA
- * evaluation/*.py, PASCAL-Context), as meters whose state is one flat array
+ * evaluation/eval_*.py, PASCAL-Context), as meters whose state is one flat array
  * of doubles, so that ranks that each evaluated a part of the validation set
  * combine with ONE MPI_Allreduce(MPI_SUM) over that array:
  *

@@ -427,16 +427,16 @@ def logit_on_threshold(target, beta):
     strict > of the no-beta meter and the >= of the beta meter."""
     p = float(target) if not beta else math.log(float(target) / (1 - float(target)))
     x0 = np.float32(math.log(p / (1 - p)))
-    for k in range(1, 200000):
-        for x in (x0 + np.float32(k) * np.spacing(x0), x0 - np.float32(k) * np.spacing(x0)):
-            arr = np.full((1, 1, 1), x, dtype=np.float32)
-            ok = True
-            for ops in (TorchOps, ExactOps):
-                q, q2 = sal_probs(arr, ops)
-                ok = ok and (q2 if beta else q).reshape(-1)[0] == target
-            if ok:
-                return x
-    raise RuntimeError('no logit for threshold %r' % target)
+    steps = np.arange(-100000, 100000, dtype=np.float32)
+    xs = (x0 + steps * np.spacing(x0)).astype(np.float32)
+    xs = xs[np.argsort(np.abs(steps))].reshape(1, 1, -1)
+    ok = np.ones(xs.size, bool)
+    for ops in (TorchOps, ExactOps):
+        q, q2 = sal_probs(xs, ops)
+        ok &= (q2 if beta else q).reshape(-1) == target
+    if not ok.any():
+        raise RuntimeError('no logit for threshold %r' % target)
+    return xs.reshape(-1)[np.argmax(ok)]
 
 
 def onehot_logits(labels, K, rng, scale=6.0):
