@@ -28,3 +28,14 @@ add_test(NAME dist_equivalence
   COMMAND ${MTLORA_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist_test.py $<TARGET_FILE:mtlora_dist>
           ${CMAKE_CURRENT_SOURCE_DIR}/data/dist_tiny.yaml ${CMAKE_CURRENT_BINARY_DIR}/dist_test)
 set_tests_properties(dist_equivalence PROPERTIES TIMEOUT 600)
+
+# The official LR schedule (scaling, warmup, cosine, stepping order).
+add_executable(test_lr_schedule test_lr_schedule.c)
+target_link_libraries(test_lr_schedule PRIVATE mtlora_testutil)
+set(MTLORA_LR_CASES ${CMAKE_CURRENT_BINARY_DIR}/lr_cases)
+add_test(NAME lr_reference_cases
+  COMMAND ${MTLORA_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/reference/lr_reference.py ${MTLORA_LR_CASES})
+set_tests_properties(lr_reference_cases PROPERTIES FIXTURES_SETUP lr_cases)
+add_test(NAME lr_schedule COMMAND test_lr_schedule)
+set_tests_properties(lr_schedule PROPERTIES FIXTURES_REQUIRED lr_cases
+  ENVIRONMENT "MTLORA_LR_CASES=${MTLORA_LR_CASES}")

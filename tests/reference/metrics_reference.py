@@ -3,7 +3,7 @@ code run with torch on generated batches of logits and targets.
 
     python3 metrics_reference.py OUTDIR   ->  OUTDIR/metrics_cases.bundle
 
-Ported from scale-lab/MTLoRA (read at the mirror's HEAD): evaluation/
+Ported from scale-lab/MTLoRA (commit 333a3750568f2ac9b8313fa6ff5dd86f517be13f): evaluation/
 evaluate_utils.py get_output; eval_semseg.py SemsegMeter; eval_human_parts.py
 HumanPartsMeter; eval_sal.py SaliencyMeter = eval_sal_no_beta.py
 SaliencyMeterWithNoBeta + eval_sal_beta.py SaliencyMeterWithBeta (with
@@ -36,7 +36,9 @@ their 64-bit pattern in four 16-bit pieces, "<name>.f64"):
   <task>.b<i>.logits  [B, K, S, S]   <task>.b<i>.target  [B, S, S] / [B, 3, S, S]
   <task>.<variant>.<key>.f64               official dict keys ("Beta maxF" -> Beta_maxF)
   semseg/human_parts.official.state        tp, fp, fn per class
+  sal.<variant>.{mIoUs,mPrec,mRec}.f64       no-beta per-threshold means (15 doubles)
   sal.official.beta_state                  beta tp[19], predicted[19], actual[19]
+  torch_norm_fused                         1 if torch's 2-norm fuses multiply-adds
 """
 import math
 import os
@@ -249,6 +251,7 @@ class SaliencyMeter:
     def get_score(self):
         no_beta_result = self.no_beta.get_score()
         with_beta_result = self.with_beta.get_score()
+        self.per_threshold = {k: no_beta_result[k] for k in ('mIoUs', 'mPrec', 'mRec')}
         return {'Beta maxF': with_beta_result['maxF'], 'maxF': no_beta_result['maxF'],
                 'mIoU': no_beta_result['mIoU']}
 
@@ -554,6 +557,19 @@ def f64_pieces(v):
     return np.array([(bits >> (16 * k)) & 0xFFFF for k in range(4)], dtype=np.float32)
 
 
+def torch_norm_is_fused():
+    """Whether torch's float32 2-norm over 3 channels fuses its multiply-adds
+    (its AVX2 kernels do; src/metrics.c does, with fmaf). Without it the
+    normals scores differ from ours in the last bits (about 1e-9)."""
+    x = torch.randn(4096, 3, generator=torch.Generator().manual_seed(5)) * 3
+    a = x.numpy()
+    d = np.float64
+    acc = a[:, 0] * a[:, 0]
+    acc = (acc.astype(d) + a[:, 1].astype(d) * a[:, 1]).astype(np.float32)
+    acc = (acc.astype(d) + a[:, 2].astype(d) * a[:, 2]).astype(np.float32)
+    return bool(np.array_equal(np.sqrt(acc), torch.norm(x, dim=1).numpy()))
+
+
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
@@ -561,7 +577,7 @@ def main():
     rng = np.random.default_rng(20240611)
     cases = {'semseg': labels_case(21, rng), 'human_parts': labels_case(7, rng),
              'sal': sal_case(rng), 'normals': normals_case(rng), 'edge': edge_case(rng)}
-    bundle = {}
+    bundle = {'torch_norm_fused': np.array([torch_norm_is_fused()])}
     for task, batches in cases.items():
         bundle[task + '.nbatches'] = np.array([len(batches)])
         bundle[task + '.split'] = np.array([SPLIT])
@@ -576,6 +592,9 @@ def main():
                 bundle['%s.%s.%s.f64' % (task, variant, key.replace(' ', '_'))] = f64_pieces(v)
             if variant == 'official' and task in ('semseg', 'human_parts'):
                 bundle[task + '.official.state'] = np.array(meter.tp + meter.fp + meter.fn)
+            if task == 'sal':
+                for k, arr in meter.per_threshold.items():
+                    bundle['sal.%s.%s.f64' % (variant, k)] = np.concatenate([f64_pieces(v) for v in arr])
             if variant == 'official' and task == 'sal':
                 b = meter.with_beta
                 bundle['sal.official.beta_state'] = torch.cat(
