@@ -30,6 +30,7 @@
 #include "mtlora/config.h"
 #include "mtlora/dist.h"
 #include "mtlora/lr_schedule.h"
+#include "mtlora/metrics.h"
 #include "mtlora/model.h"
 #include "mtlora/param_bank.h"
 #include "mtlora/rng.h"
@@ -62,13 +63,14 @@ static void usage(FILE *f) {
             "                    or the next --flag)\n"
             "  --data DIR        mtlora-pack output (default DATA.DATA_PATH)\n"
             "  --synthetic-data  generated batches with every label valid (tests, benchmarks)\n"
-            "  --steps N         stop after N optimizer updates (RUN.MAX_STEPS)\n"
+            "  --steps N         stop after N optimizer updates (RUN.MAX_STEPS); 0: no training\n"
             "  --save-trainable  write the trainable tensors (safetensors) at the end\n");
 }
 
 /* 0 ok, 2 usage error (message printed by rank 0 only). */
 static int parse_args(int argc, char **argv, args *a, int rank) {
     memset(a, 0, sizeof *a);
+    a->steps = -1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const int has = i + 1 < argc;
@@ -130,7 +132,7 @@ static mt_status load_config(const args *a, mt_config *cfg, char *err, size_t er
     }
     if (!st && a->tasks) st = mt_config_set_tasks(cfg, a->tasks, err, errlen);
     for (int i = 0; !st && i < a->nopts; i++) st = mt_config_set(cfg, a->opts[i][0], a->opts[i][1], err, errlen);
-    if (!st && a->steps) cfg->run.max_steps = a->steps;
+    if (!st && a->steps > 0) cfg->run.max_steps = a->steps;
     if (!st && a->seed_set) cfg->seed = (int)a->seed;
     if (!st && a->data) snprintf(cfg->data_path, sizeof cfg->data_path, "%s", a->data);
     if (!st) st = mt_config_finalize(cfg, err, errlen);
@@ -284,6 +286,8 @@ typedef struct {
     float *mom, *vel;
     adamw_group *groups;
     int ngroups;
+    long steps_done;
+    int epoch_done;
 } run_state;
 
 static int fail_all(run_state *s, const char *msg) {
@@ -293,6 +297,8 @@ static int fail_all(run_state *s, const char *msg) {
     MPI_Abort(MPI_COMM_WORLD, 1);
     return 1;
 }
+
+static int evaluate(run_state *s, long step, int epoch);
 
 static int train(run_state *s, const args *a) {
     mt_config *c = &s->cfg;
@@ -304,7 +310,9 @@ static int train(run_state *s, const args *a) {
     else per_epoch = 100; /* synthetic: a nominal epoch for the schedule */
     if (per_epoch < 1) return fail_all(s, "fewer batches per epoch than TRAIN.ACCUMULATION_STEPS");
     const lr_schedule sched = lr_schedule_make(c, s->d.size, per_epoch);
-    const long total = c->run.max_steps > 0 ? c->run.max_steps : sched.total_updates;
+    const long total = a->steps == 0              ? 0 /* --steps 0: evaluate or save only */
+                       : c->run.max_steps > 0 ? c->run.max_steps
+                                              : sched.total_updates;
     adamw_config ac = adamw_defaults(0.0f);
     ac.beta1 = c->betas[0];
     ac.beta2 = c->betas[1];
@@ -390,7 +398,89 @@ static int train(run_state *s, const args *a) {
             nsamples = 0;
             t_window = t_end;
         }
+        s->steps_done = u + 1;
+        s->epoch_done = epoch;
+        /* RUN.EVAL_EVERY epochs: evaluate at the end of those epochs. */
+        if (s->loader && c->run.eval_every > 0 && (u + 1) % per_epoch == 0 && u + 1 < total &&
+            ((u + 1) / per_epoch) % c->run.eval_every == 0) {
+            const int rc = evaluate(s, u + 1, epoch);
+            if (rc) return rc;
+        }
     }
+    return 0;
+}
+
+/* A distributed pass over the validation shards: each rank evaluates its
+ * part, the meters' states (sums) are added over ranks, rank 0 reports the
+ * official scores and Delta_m. */
+static int evaluate(run_state *s, long step, int epoch) {
+    mt_config *c = &s->cfg;
+    char err[ERRLEN];
+    int tasks = 0;
+    for (int t = 0; t < c->ntasks; t++) tasks |= 1 << (int)c->task_kind[t];
+    loader_opts lo = {c->data_path, "val", tasks, s->d.rank, s->d.size, c->batch_size,
+                      c->img_size, 0, (uint64_t)c->seed, 2, 0, 0};
+    shard_loader *L;
+    if (loader_open(&L, &lo, err, sizeof err)) return fail_all(s, err);
+    metrics_meter *meter[MT_MAX_TASKS] = {0};
+    for (int t = 0; t < c->ntasks; t++)
+        if (metrics_create(&meter[t], c->task_kind[t])) return fail_all(s, "out of memory for meters");
+    const double t0 = now_s();
+    long images = 0;
+    for (;;) {
+        loader_batch *b;
+        if (loader_next(L, &b, err, sizeof err)) return fail_all(s, err);
+        if (!b) break;
+        if (mt_model_forward(s->m, s->ctx, b->images, b->n, 0, 0))
+            return fail_all(s, mt_ctx_error(s->ctx));
+        for (int t = 0; t < c->ntasks; t++)
+            if (metrics_update_batch(meter[t], mt_model_logits(s->m, t), c->num_outputs[t],
+                                     c->img_size, b))
+                return fail_all(s, metrics_error(meter[t]));
+        images += b->n;
+    }
+    loader_close(L);
+    long all_images = 0;
+    MPI_Reduce(&images, &all_images, 1, MPI_LONG, MPI_SUM, 0, s->d.sync);
+    double key[MT_MAX_TASKS], stl[MT_MAX_TASKS];
+    int delta_ok = 1;
+    for (int t = 0; t < c->ntasks; t++) {
+        double *state;
+        size_t n;
+        metrics_state(meter[t], &state, &n);
+        if (MPI_Allreduce(MPI_IN_PLACE, state, (int)n, MPI_DOUBLE, MPI_SUM, s->d.sync) != MPI_SUCCESS)
+            return fail_all(s, "evaluation: reducing the metrics failed");
+    }
+    if (s->d.rank == 0) {
+        if (!s->R.quiet) printf("eval after step %ld (epoch %d), %ld images, %.1f s:", step, epoch,
+                                all_images, now_s() - t0);
+        if (s->R.jsonl) fprintf(s->R.jsonl, "{\"eval_step\": %ld, \"epoch\": %d, \"images\": %ld", step,
+                                epoch, all_images);
+        for (int t = 0; t < c->ntasks; t++) {
+            metrics_scores sc;
+            metrics_score(meter[t], &sc);
+            for (int k = 0; k < sc.count; k++) {
+                if (!s->R.quiet) printf(" %s %s %.4f", c->tasks[t], sc.name[k], sc.value[k]);
+                if (s->R.jsonl) fprintf(s->R.jsonl, ", \"%s %s\": %.6f", c->tasks[t], sc.name[k], sc.value[k]);
+            }
+            const char *kname = metrics_delta_key(c->task_kind[t]);
+            if (!kname || metrics_scores_get(&sc, kname, &key[t])) delta_ok = 0;
+            if (c->run.n_stl) stl[t] = c->run.stl[t];
+            else if (metrics_stl_baseline(c->task_kind[t], &stl[t])) delta_ok = 0;
+        }
+        double delta;
+        if (delta_ok && !metrics_delta_m(&delta, c->ntasks, c->task_kind, key, stl)) {
+            if (!s->R.quiet) printf(" | Delta_m %+.2f%%", 100.0 * delta);
+            if (s->R.jsonl) fprintf(s->R.jsonl, ", \"delta_m\": %.6f", delta);
+        }
+        if (!s->R.quiet) printf("\n");
+        if (s->R.jsonl) {
+            fprintf(s->R.jsonl, "}\n");
+            fflush(s->R.jsonl);
+        }
+        fflush(stdout);
+    }
+    for (int t = 0; t < c->ntasks; t++) metrics_destroy(meter[t]);
     return 0;
 }
 
@@ -447,6 +537,7 @@ static int setup_and_train(run_state *s, const args *a) {
     }
     s->R.quiet = a->quiet;
     int rc = train(s, a);
+    if (!rc && s->loader) rc = evaluate(s, s->steps_done, s->epoch_done);
     if (!rc && a->save_trainable && s->d.rank == 0 && mt_model_save(s->m, s->ctx, a->save_trainable))
         return fail_all(s, mt_ctx_error(s->ctx));
     return rc;

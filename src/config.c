@@ -50,6 +50,7 @@ static const key_spec KEYS[] = {
     {"RUN.EVAL_EVERY", K_INT, OFF(run.eval_every), 0, 0, NULL},
     {"RUN.SYNC_BN", K_BOOL, OFF(run.sync_bn), 0, 0, NULL},
     {"RUN.LR_SCALING", K_BOOL, OFF(run.lr_scaling), 0, 0, NULL},
+    {"RUN.STL_BASELINES", K_FLOATLIST, OFF(run.stl), MT_MAX_TASKS, OFF(run.n_stl), NULL},
     {"DATA.DATASET", K_IGNORE, NOOFF, 0, 0, NULL},
     {"DATA.INTERPOLATION", K_IGNORE, NOOFF, 0, 0, NULL},
     {"DATA.ZIP_MODE", K_IGNORE, NOOFF, 0, 0, NULL},
@@ -486,7 +487,7 @@ static mt_status apply(apply_ctx *a, const char *key, yaml_node_t *n) {
         return MT_OK;
     case K_INTLIST:
     case K_FLOATLIST: {
-        double v[MT_MAX_STAGES];
+        double v[16]; /* >= every key's cap (stages, tasks) */
         int cnt = 0;
         mt_status st = read_numbers(a, key, n, v, (int)k->cap, &cnt);
         if (st) return st;
@@ -810,5 +811,8 @@ mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
         return fail(err, errlen, MT_ERR_ARG,
                     "RUN.CHECKPOINT_EVERY, RUN.MAX_STEPS, RUN.EVAL_EVERY must be >= 0 and "
                     "RUN.KEEP_CHECKPOINTS >= 1");
+    if (c->run.n_stl && c->run.n_stl != c->ntasks)
+        return fail(err, errlen, MT_ERR_ARG, "RUN.STL_BASELINES: %d values for %d tasks",
+                    c->run.n_stl, c->ntasks);
     return MT_OK;
 }

@@ -4,10 +4,14 @@
    with the same trainable values as 1 rank with batch 2b after several
    steps (synthetic batches with every label valid, dropout and drop path
    off, synchronised batch norm, LR without linear scaling).
-2. Bad configuration: exit 2 with the key named, on every rank, no hang.
+2. Distributed evaluation: 1, 2 and 3 ranks report the same scores.
+3. Learning: 2 ranks on packed synthetic shards, the loss falls and the
+   validation metrics improve.
+4. Bad configuration: exit 2 with the key named, on every rank, no hang.
 
-    dist_test.py MTLORA_DIST CONFIG WORKDIR
+    dist_test.py MTLORA_DIST MTLORA_PACK CONFIG WORKDIR
 """
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
 from bundle import read_safetensors  # noqa: E402
 
-DIST, CONFIG, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+DIST, PACK, CONFIG, WORK = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMP_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1",
            # ASan build: Open MPI's never-freed start-up memory is suppressed
@@ -31,7 +35,7 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 
 
 def mpirun(n, *args, expect=0, timeout=300):
-    cmd = ["mpirun", "-np", str(n), DIST, "--config", CONFIG, *args]
+    cmd = ["mpirun", "-np", str(n), "--oversubscribe", DIST, "--config", CONFIG, *args]
     p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout)
     if p.returncode != expect:
         raise AssertionError("%s: exit %d (expected %d)\n%s%s" % (" ".join(cmd), p.returncode, expect,
@@ -72,6 +76,10 @@ def main():
     assert moved > compared // 2, "training hardly moved the parameters: the test would prove nothing"
     assert worst < 1e-4, "2 ranks x batch 2 differ from 1 rank x batch 4: %g" % worst
 
+    shards = pack_synthetic()
+    check_distributed_evaluation(shards)
+    check_learning(shards)
+
     out = mpirun(2, "--synthetic-data", "--opts", "RUN.BUCKET_MB", "0", expect=2)
     assert "RUN.BUCKET_MB" in out, out
     out = mpirun(2, "--synthetic-data", "--opts", "TRAIN.NOT_A_KEY", "1", expect=2)
@@ -79,6 +87,54 @@ def main():
     out = mpirun(2, "--config-typo", expect=2)
     assert "--config-typo" in out, out
     print("dist_test: all checks passed")
+
+
+TASKS4 = "[semseg, human_parts, sal, normals]"
+
+
+def pack_synthetic():
+    src, shards = os.path.join(WORK, "src"), os.path.join(WORK, "shards")
+    for args in (["--synthetic", "40", src, "--min-side", "48", "--max-side", "96", "--quiet"],
+                 [src, shards, "--split", "train", "--quiet"], [src, shards, "--split", "val", "--quiet"]):
+        subprocess.run([PACK, *args], check=True)
+    return shards
+
+
+def records(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def check_distributed_evaluation(shards):
+    scores = []
+    for n in (1, 2, 3):
+        d = os.path.join(WORK, "eval%d" % n)
+        mpirun(n, "--data", shards, "--steps", "0", "--quiet", "--opts", "DATA.BATCH_SIZE", "1",
+               "TASKS", TASKS4, "RUN.DIR", d)
+        ev = [r for r in records(d) if "eval_step" in r]
+        assert len(ev) == 1 and ev[0]["images"] == 8, ev
+        scores.append({k: v for k, v in ev[0].items() if " " in k or k == "delta_m"})
+    assert scores[0] == scores[1] == scores[2], scores
+    print("evaluation: 1, 2 and 3 ranks give identical scores (%d values)" % len(scores[0]))
+
+
+def check_learning(shards):
+    d = os.path.join(WORK, "learn")
+    opts = ["--data", shards, "--quiet", "--opts", "DATA.BATCH_SIZE", "4", "TASKS", TASKS4,
+            "RUN.DIR", d, "RUN.LR_SCALING", "False", "TRAIN.BASE_LR", "0.003", "TRAIN.EPOCHS", "20",
+            "TRAIN.WARMUP_EPOCHS", "1", "RUN.LOG_EVERY", "8", "RUN.EVAL_EVERY", "100"]
+    mpirun(2, "--steps", "0", *opts)
+    mpirun(2, *opts)
+    recs = records(d)
+    evals = [r for r in recs if "eval_step" in r]
+    losses = [r["loss"] for r in recs if "loss" in r]
+    first, last = evals[0], evals[-1]
+    print("learning: loss %.3f -> %.3f; normals mean %.1f -> %.1f deg; sal maxF %.3f -> %.3f"
+          % (losses[0], losses[-1], first["normals mean"], last["normals mean"],
+             first["sal maxF"], last["sal maxF"]))
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert last["normals mean"] < first["normals mean"] - 10, (first, last)
+    assert last["sal maxF"] > first["sal maxF"], (first, last)
 
 
 if __name__ == "__main__":

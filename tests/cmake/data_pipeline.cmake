@@ -26,7 +26,7 @@ set_tests_properties(shard_loader PROPERTIES FIXTURES_REQUIRED packed_shards
 # mtlora_dist under mpirun: 2 ranks x batch b == 1 rank x batch 2b.
 add_test(NAME dist_equivalence
   COMMAND ${MTLORA_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/dist_test.py $<TARGET_FILE:mtlora_dist>
-          ${CMAKE_CURRENT_SOURCE_DIR}/data/dist_tiny.yaml ${CMAKE_CURRENT_BINARY_DIR}/dist_test)
+          $<TARGET_FILE:mtlora-pack> ${CMAKE_CURRENT_SOURCE_DIR}/data/dist_tiny.yaml ${CMAKE_CURRENT_BINARY_DIR}/dist_test)
 set_tests_properties(dist_equivalence PROPERTIES TIMEOUT 600)
 
 # The official LR schedule (scaling, warmup, cosine, stepping order).
