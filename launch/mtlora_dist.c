@@ -18,6 +18,7 @@
  * Exit status: 0 done, 1 runtime error, 2 usage or configuration error. */
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 
 #include "mtlora/adamw.h"
+#include "mtlora/checkpoint.h"
 #include "mtlora/config.h"
 #include "mtlora/dist.h"
 #include "mtlora/lr_schedule.h"
@@ -40,12 +42,20 @@
 #define ERRLEN 1024
 
 typedef struct {
-    const char *config, *tasks, *data, *save_trainable;
+    const char *config, *tasks, *data, *save_trainable, *resume;
     int synthetic, steps, quiet, seed_set;
     long seed;
     int nopts;
     const char *opts[64][2];
 } args;
+
+/* Set by SIGTERM / SIGUSR1 (as SLURM sends before a time limit); the step
+ * loop agrees on it across ranks (MAX allreduce) and checkpoints. */
+static volatile sig_atomic_t stop_requested = 0;
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
 
 static double now_s(void) {
     struct timespec t;
@@ -57,14 +67,17 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mtlora_dist [--config FILE] [--tasks LIST] [--opts KEY VALUE ...]\n"
             "                   [--data SHARD_DIR | --synthetic-data] [--steps N] [--seed S]\n"
-            "                   [--save-trainable FILE] [--quiet]\n"
+            "                   [--save-trainable FILE] [--resume auto|FILE] [--quiet]\n"
             "  --config          official-format YAML (default: the built-in Swin-T 448 MTLoRA)\n"
             "  --opts K V ...    override keys as the official main.py does (to the end of the line\n"
             "                    or the next --flag)\n"
             "  --data DIR        mtlora-pack output (default DATA.DATA_PATH)\n"
             "  --synthetic-data  generated batches with every label valid (tests, benchmarks)\n"
             "  --steps N         stop after N optimizer updates (RUN.MAX_STEPS); 0: no training\n"
-            "  --save-trainable  write the trainable tensors (safetensors) at the end\n");
+            "  --save-trainable  write the model (safetensors, official names) at the end\n"
+            "  --resume auto     continue from the newest valid checkpoint in RUN.DIR (if any)\n"
+            "  --resume FILE     continue from that checkpoint\n"
+            "  SIGTERM / SIGUSR1: checkpoint at the end of the current step on every rank, exit 3\n");
 }
 
 /* 0 ok, 2 usage error (message printed by rank 0 only). */
@@ -78,6 +91,7 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         else if (!strcmp(s, "--tasks") && has) a->tasks = argv[++i];
         else if (!strcmp(s, "--data") && has) a->data = argv[++i];
         else if (!strcmp(s, "--save-trainable") && has) a->save_trainable = argv[++i];
+        else if (!strcmp(s, "--resume") && has) a->resume = argv[++i];
         else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
         else if (!strcmp(s, "--quiet")) a->quiet = 1;
         else if ((!strcmp(s, "--steps") || !strcmp(s, "--seed")) && has) {
@@ -288,6 +302,9 @@ typedef struct {
     int ngroups;
     long steps_done;
     int epoch_done;
+    /* resume / checkpoint position */
+    ckpt_state ck;
+    uint64_t config_hash;
 } run_state;
 
 static int fail_all(run_state *s, const char *msg) {
@@ -299,6 +316,93 @@ static int fail_all(run_state *s, const char *msg) {
 }
 
 static int evaluate(run_state *s, long step, int epoch);
+
+/* What a checkpoint must agree with: the model, tasks, data and
+ * optimisation settings, not how long this invocation runs, how often it
+ * logs, evaluates or checkpoints, or where the files are. */
+static uint64_t training_hash(const mt_config *c) {
+    mt_config k = *c;
+    const int sync_bn = k.run.sync_bn, lr_scaling = k.run.lr_scaling;
+    memset(&k.run, 0, sizeof k.run);
+    k.run.sync_bn = sync_bn;
+    k.run.lr_scaling = lr_scaling;
+    memset(k.data_path, 0, sizeof k.data_path);
+    return dist_hash(&k, sizeof k);
+}
+
+/* BatchNorm running statistics: with per-rank statistics each rank's differ;
+ * as DDP (broadcast_buffers) rank 0's are the model's. */
+static int share_buffers(run_state *s) {
+    param_bank *bank = mt_model_bank(s->m);
+    char err[ERRLEN];
+    if (dist_bcast_floats(&s->d, bank->buffers, bank->n_buffer, err, sizeof err)) return fail_all(s, err);
+    return 0;
+}
+
+static int write_checkpoint(run_state *s, const char *why) {
+    if (!s->cfg.run.dir[0]) return 0;
+    if (share_buffers(s)) return 1;
+    int rc = 0;
+    if (s->d.rank == 0) {
+        char err[ERRLEN], path[4200];
+        if (ckpt_write(s->cfg.run.dir, &s->ck, mt_model_bank(s->m), s->mom, s->vel,
+                       s->cfg.run.keep_checkpoints, path, sizeof path, err, sizeof err))
+            rc = 1, fprintf(stderr, "mtlora_dist: checkpoint: %s\n", err);
+        else if (!s->R.quiet)
+            printf("checkpoint (%s) after step %lld: %s\n", why, (long long)s->ck.step, path);
+        fflush(stdout);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, s->d.sync);
+    if (rc) return fail_all(s, "writing the checkpoint failed");
+    return 0;
+}
+
+/* --resume: rank 0 reads the checkpoint and every rank receives it, so no
+ * shared file system is needed. */
+static int resume(run_state *s, const char *what) {
+    param_bank *bank = mt_model_bank(s->m);
+    char err[ERRLEN] = "", path[4200] = "", skipped[4096] = "";
+    int found = 0;
+    if (s->d.rank == 0) {
+        mt_status st;
+        if (!strcmp(what, "auto"))
+            st = ckpt_load_latest(s->cfg.run.dir, s->config_hash, &s->ck, bank, s->mom, s->vel, &found,
+                                  path, sizeof path, skipped, sizeof skipped, err, sizeof err);
+        else {
+            st = ckpt_load(what, s->config_hash, &s->ck, bank, s->mom, s->vel, err, sizeof err);
+            found = st ? -1 : 1;
+            snprintf(path, sizeof path, "%s", what);
+        }
+        if (st) found = -1;
+        if (skipped[0]) fprintf(stderr, "mtlora_dist: skipped checkpoints:\n%s", skipped);
+        if (found < 0) fprintf(stderr, "mtlora_dist: --resume %s: %s\n", what, err);
+        else if (!found && !s->R.quiet) printf("no checkpoint in %s: starting fresh\n", s->cfg.run.dir);
+        else if (!s->R.quiet) printf("resuming from %s at step %lld\n", path, (long long)s->ck.step);
+    }
+    if (s->d.rank == 0 && found > 0 && s->ck.world != s->d.size) {
+        fprintf(stderr, "mtlora_dist: --resume: %s was written by %lld ranks, this job has %d: "
+                        "resume with the same number of ranks\n", path, (long long)s->ck.world, s->d.size);
+        found = -1;
+    }
+    MPI_Bcast(&found, 1, MPI_INT, 0, s->d.sync);
+    if (found < 0) return fail_all(s, "cannot resume");
+    if (!found) return 0;
+    int64_t st8[8] = {s->ck.step, s->ck.epoch, s->ck.batch, s->ck.adam_step, s->ck.skipped,
+                      (int64_t)s->ck.config_hash, s->ck.world, s->ck.bn_tracked};
+    MPI_Bcast(st8, 8, MPI_INT64_T, 0, s->d.sync);
+    mt_model_set_bn_tracked(s->m, st8[7]);
+    s->ck.step = st8[0];
+    s->ck.epoch = st8[1];
+    s->ck.batch = st8[2];
+    s->ck.adam_step = st8[3];
+    s->ck.skipped = st8[4];
+    if (dist_bcast_floats(&s->d, bank->trainable, bank->n_trainable, err, sizeof err) ||
+        dist_bcast_floats(&s->d, s->mom, bank->n_trainable, err, sizeof err) ||
+        dist_bcast_floats(&s->d, s->vel, bank->n_trainable, err, sizeof err) ||
+        dist_bcast_floats(&s->d, bank->buffers, bank->n_buffer, err, sizeof err))
+        return fail_all(s, err);
+    return 0;
+}
 
 static int train(run_state *s, const args *a) {
     mt_config *c = &s->cfg;
@@ -323,10 +427,12 @@ static int train(run_state *s, const args *a) {
                total, per_epoch, s->d.size, s->d.nodes, B, B * s->d.size, acc, sched.base,
                sched.warmup, sched.min, buckets_count(s->buckets));
     double loss_sum[MT_MAX_TASKS + 1] = {0}, times[NT] = {0};
-    int nsamples = 0, skipped = 0, skipped_in_a_row = 0;
+    int nsamples = 0, skipped = (int)s->ck.skipped, skipped_in_a_row = 0;
     const double t_start = now_s();
     double t_window = t_start;
-    for (long u = 0; u < total; u++) {
+    const long u0 = (long)s->ck.step;
+    long adam_step = (long)s->ck.adam_step, window_u = u0;
+    for (long u = u0; u < total; u++) {
         const double t_step = now_s();
         double t_data = 0, t_comm = 0;
         memset(bank->grads, 0, sizeof(float) * bank->n_trainable);
@@ -341,6 +447,10 @@ static int train(run_state *s, const args *a) {
                 img = lb->images;
                 targets_from(c, &tg, lb->semseg, lb->human_parts, lb->sal, lb->normals, lb->edge);
                 epoch = (int)lb->epoch;
+                /* the next batch the loader will deliver: the resume position */
+                s->ck.epoch = lb->epoch;
+                s->ck.batch = lb->index + 1;
+                if (s->ck.batch == loader_batches_per_epoch(s->loader)) s->ck.epoch++, s->ck.batch = 0;
             } else {
                 const int64_t global = ((int64_t)u * acc + micro) * B * s->d.size + (int64_t)s->d.rank * B;
                 synthetic_fill(&s->own, (uint64_t)c->seed + 77, global);
@@ -379,7 +489,7 @@ static int train(run_state *s, const args *a) {
             clip_by_global_norm(bank->grads, bank->n_trainable, c->clip_grad);
             ac.lr = (float)lr;
             if (adamw_step(s->ctx, bank->trainable, bank->grads, s->mom, s->vel, bank->n_trainable,
-                           s->groups, s->ngroups, ac, u + 1 - skipped))
+                           s->groups, s->ngroups, ac, ++adam_step))
                 return fail_all(s, mt_ctx_error(s->ctx));
         }
         const double t_end = now_s();
@@ -388,7 +498,7 @@ static int train(run_state *s, const args *a) {
         times[T_DATA] += t_data;
         times[T_COMPUTE] += (t_end - t_step) - t_comm - t_data;
         if ((u + 1) % c->run.log_every == 0 || u + 1 == total) {
-            const long steps_in = (u % c->run.log_every) + 1;
+            const long steps_in = u + 1 - window_u;
             for (int k = 0; k < NT; k++) times[k] /= (double)steps_in;
             const double imgs = (double)steps_in * acc * B * s->d.size / (t_end - t_window);
             log_step(&s->R, &s->d, c, u + 1, total, epoch, lr, loss_sum, nsamples, times, imgs,
@@ -397,9 +507,27 @@ static int train(run_state *s, const args *a) {
             memset(times, 0, sizeof times);
             nsamples = 0;
             t_window = t_end;
+            window_u = u + 1;
         }
         s->steps_done = u + 1;
         s->epoch_done = epoch;
+        s->ck.step = u + 1;
+        s->ck.adam_step = adam_step;
+        s->ck.skipped = skipped;
+        s->ck.bn_tracked = mt_model_bn_tracked(s->m);
+        /* A stop signal on any rank stops every rank after the same step. */
+        int stop = stop_requested, any_stop = 0;
+        MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, s->d.sync);
+        if (any_stop) {
+            if (write_checkpoint(s, "stop signal")) return 1;
+            if (s->d.rank == 0)
+                fprintf(stderr, "mtlora_dist: stopped by signal after step %ld of %ld; continue with "
+                                "--resume auto\n", u + 1, total);
+            return 3;
+        }
+        if (c->run.checkpoint_every > 0 && (u + 1) % c->run.checkpoint_every == 0 && u + 1 < total &&
+            write_checkpoint(s, "interval"))
+            return 1;
         /* RUN.EVAL_EVERY epochs: evaluate at the end of those epochs. */
         if (s->loader && c->run.eval_every > 0 && (u + 1) % per_epoch == 0 && u + 1 < total &&
             ((u + 1) / per_epoch) % c->run.eval_every == 0) {
@@ -519,14 +647,8 @@ static int setup_and_train(run_state *s, const args *a) {
     param_bank_adamw_groups(bank, c->weight_decay, s->groups, s->ngroups);
     if (a->synthetic) {
         if (owned_alloc(&s->own, c->batch_size, c->img_size)) return fail_all(s, "out of memory");
-    } else {
-        if (!c->data_path[0])
-            return fail_all(s, "no data: give --data SHARD_DIR, DATA.DATA_PATH, or --synthetic-data");
-        int tasks = 0;
-        for (int t = 0; t < c->ntasks; t++) tasks |= 1 << (int)c->task_kind[t];
-        loader_opts lo = {c->data_path, "train", tasks, s->d.rank, s->d.size, c->batch_size,
-                          c->img_size, 1, (uint64_t)c->seed, 2, 0, 0};
-        if (loader_open(&s->loader, &lo, err, sizeof err)) return fail_all(s, err);
+    } else if (!c->data_path[0]) {
+        return fail_all(s, "no data: give --data SHARD_DIR, DATA.DATA_PATH, or --synthetic-data");
     }
     if (s->d.rank == 0 && c->run.dir[0]) {
         char path[1200];
@@ -536,14 +658,29 @@ static int setup_and_train(run_state *s, const args *a) {
         if (!s->R.jsonl) return fail_all(s, "cannot open RUN.DIR/metrics.jsonl for appending");
     }
     s->R.quiet = a->quiet;
+    s->config_hash = training_hash(c);
+    s->ck.world = s->d.size;
+    s->ck.config_hash = s->config_hash;
+    if (a->resume && resume(s, a->resume)) return 1;
+    s->steps_done = (long)s->ck.step;
+    if (!a->synthetic) {
+        int tasks = 0;
+        for (int t = 0; t < c->ntasks; t++) tasks |= 1 << (int)c->task_kind[t];
+        loader_opts lo = {c->data_path, "train", tasks, s->d.rank, s->d.size, c->batch_size,
+                          c->img_size, 1, (uint64_t)c->seed, 2, s->ck.epoch, s->ck.batch};
+        if (loader_open(&s->loader, &lo, err, sizeof err)) return fail_all(s, err);
+    }
     int rc = train(s, a);
-    if (!rc && s->loader) rc = evaluate(s, s->steps_done, s->epoch_done);
+    if (!rc && s->steps_done > (long)0 && write_checkpoint(s, "end")) rc = 1;
+    if (!rc && s->loader) rc = share_buffers(s) || evaluate(s, s->steps_done, s->epoch_done);
     if (!rc && a->save_trainable && s->d.rank == 0 && mt_model_save(s->m, s->ctx, a->save_trainable))
         return fail_all(s, mt_ctx_error(s->ctx));
     return rc;
 }
 
 int main(int argc, char **argv) {
+    signal(SIGTERM, on_stop_signal);
+    signal(SIGUSR1, on_stop_signal);
     int provided;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     int rank;

@@ -244,6 +244,12 @@ mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, dou
 
 /* ---- backward ------------------------------------------------------------- */
 
+int64_t mt_model_bn_tracked(const mt_model *m) { return m && m->T ? m->dec[0].bn_tracked : 0; }
+
+void mt_model_set_bn_tracked(mt_model *m, int64_t n) {
+    for (int t = 0; m && t < m->T; t++) m->dec[t].bn_tracked = n;
+}
+
 void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user) {
     if (!m) return;
     m->grad_ready = fn;

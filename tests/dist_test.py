@@ -7,6 +7,9 @@
 2. Distributed evaluation: 1, 2 and 3 ranks report the same scores.
 3. Learning: 2 ranks on packed synthetic shards, the loss falls and the
    validation metrics improve.
+3b. Checkpoints: stop (SIGUSR1, as SLURM sends before the time limit) and
+   `--resume auto` end bit-identical to an uninterrupted run, also when the
+   newest checkpoint is corrupt (the previous one is used).
 4. Bad configuration: exit 2 with the key named, on every rank, no hang.
 
     dist_test.py MTLORA_DIST MTLORA_PACK CONFIG WORKDIR
@@ -79,6 +82,7 @@ def main():
     shards = pack_synthetic()
     check_distributed_evaluation(shards)
     check_learning(shards)
+    check_resume(shards)
 
     out = mpirun(2, "--synthetic-data", "--opts", "RUN.BUCKET_MB", "0", expect=2)
     assert "RUN.BUCKET_MB" in out, out
@@ -90,6 +94,48 @@ def main():
 
 
 TASKS4 = "[semseg, human_parts, sal, normals]"
+
+
+def check_resume(shards):
+    import signal
+    K = 100
+    opts = ["--data", shards, "--opts", "DATA.BATCH_SIZE", "2", "TASKS", TASKS4, "TRAIN.EPOCHS", "100",
+            "RUN.CHECKPOINT_EVERY", "20", "RUN.LOG_EVERY", "5"]
+    a_dir, b_dir = os.path.join(WORK, "resumeA"), os.path.join(WORK, "resumeB")
+    a_file, b_file = os.path.join(WORK, "A.safetensors"), os.path.join(WORK, "B.safetensors")
+    mpirun(2, *opts, "RUN.DIR", a_dir, "--steps", str(K), "--quiet", "--save-trainable", a_file)
+    cmd = ["mpirun", "-np", "2", "--oversubscribe", DIST, "--config", CONFIG, *opts, "RUN.DIR", b_dir,
+           "--steps", str(K)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    lines = []
+    for line in p.stdout:  # the first logged step, then the signal
+        lines.append(line)
+        if line.startswith("step 40/"):
+            p.send_signal(signal.SIGUSR1)
+            break
+    rest, _ = p.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert p.returncode == 3, "expected exit 3 after the stop signal, got %d\n%s" % (p.returncode, out)
+    stopped = [l for l in out.splitlines() if "checkpoint (stop signal)" in l]
+    assert stopped, out
+    at = int(stopped[0].split("after step ")[1].split(":")[0])
+    assert 40 <= at < K, at
+    # the newest checkpoint corrupt: resume must fall back to the previous one
+    ckpts = sorted(f for f in os.listdir(b_dir) if f.startswith("ckpt-"))
+    newest = os.path.join(b_dir, ckpts[-1])
+    with open(newest, "r+b") as f:
+        f.seek(os.path.getsize(newest) // 2)
+        byte = f.read(1)
+        f.seek(os.path.getsize(newest) // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    out = mpirun(2, *opts, "RUN.DIR", b_dir, "--steps", str(K), "--resume", "auto", "--save-trainable", b_file)
+    assert "checksum mismatch" in out and "resuming from" in out, out
+    assert open(a_file, "rb").read() == open(b_file, "rb").read(), "resumed run differs from the uninterrupted one"
+    print("resume: stopped by SIGUSR1 after step %d (checkpoint written, exit 3); the newest checkpoint "
+          "corrupted; resumed from %s; step %d bit-identical to the uninterrupted run"
+          % (at, [l for l in out.splitlines() if "resuming from" in l][0].split("/")[-1], K))
+    out = mpirun(2, *opts, "RUN.DIR", b_dir, "--resume", os.path.join(WORK, "nope.safetensors"), expect=1)
+    assert "nope.safetensors" in out, out
 
 
 def pack_synthetic():

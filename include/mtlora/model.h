@@ -64,6 +64,11 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx);
  * then the patch embedding. (offset, count) index the gradient buffer. The
  * data-parallel trainer starts each bucket's allreduce from here. NULL
  * turns it off. */
+/* BatchNorm's num_batches_tracked (training forwards so far), kept by
+ * checkpoints so a resumed run saves the same model file. */
+int64_t mt_model_bn_tracked(const mt_model *m);
+void mt_model_set_bn_tracked(mt_model *m, int64_t n);
+
 typedef void (*mt_grad_ready_fn)(void *user, size_t offset, size_t count);
 void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user);
 
