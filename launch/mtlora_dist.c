@@ -43,7 +43,7 @@
 
 typedef struct {
     const char *config, *tasks, *data, *save_trainable, *resume;
-    int synthetic, steps, quiet, seed_set;
+    int synthetic, steps, quiet, seed_set, bench;
     long seed;
     int nopts;
     const char *opts[64][2];
@@ -75,6 +75,9 @@ static void usage(FILE *f) {
             "  --synthetic-data  generated batches with every label valid (tests, benchmarks)\n"
             "  --steps N         stop after N optimizer updates (RUN.MAX_STEPS); 0: no training\n"
             "  --save-trainable  write the model (safetensors, official names) at the end\n"
+            "  --bench           after training, print bytes allreduced per step against full\n"
+            "                    fine-tuning, the share of communication hidden behind the\n"
+            "                    backward, and images/s\n"
             "  --resume auto     continue from the newest valid checkpoint in RUN.DIR (if any)\n"
             "  --resume FILE     continue from that checkpoint\n"
             "  SIGTERM / SIGUSR1: checkpoint at the end of the current step on every rank, exit 3\n");
@@ -94,6 +97,7 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         else if (!strcmp(s, "--resume") && has) a->resume = argv[++i];
         else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
         else if (!strcmp(s, "--quiet")) a->quiet = 1;
+        else if (!strcmp(s, "--bench")) a->bench = 1;
         else if ((!strcmp(s, "--steps") || !strcmp(s, "--seed")) && has) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -302,6 +306,8 @@ typedef struct {
     int ngroups;
     long steps_done;
     int epoch_done;
+    double sum_step, sum_comm, sum_data; /* whole run, this rank (for --bench) */
+    long counted;
     /* resume / checkpoint position */
     ckpt_state ck;
     uint64_t config_hash;
@@ -493,6 +499,12 @@ static int train(run_state *s, const args *a) {
                 return fail_all(s, mt_ctx_error(s->ctx));
         }
         const double t_end = now_s();
+        if (u > u0) { /* the first step builds primitives: not counted */
+            s->sum_step += t_end - t_step;
+            s->sum_comm += t_comm;
+            s->sum_data += t_data;
+            s->counted++;
+        }
         times[T_STEP] += t_end - t_step;
         times[T_COMM] += t_comm;
         times[T_DATA] += t_data;
@@ -612,6 +624,54 @@ static int evaluate(run_state *s, long step, int epoch) {
     return 0;
 }
 
+/* --bench: what data parallelism costs here. The hidden share compares the
+ * exposed wait after the backward with the time the same buckets take when
+ * nothing overlaps them (reduced back to back, median of 5). */
+static int bench_report(run_state *s) {
+    param_bank *bank = mt_model_bank(s->m);
+    char err[ERRLEN];
+    double t[5];
+    for (int k = 0; k < 5; k++) {
+        MPI_Barrier(s->d.world);
+        const double t0 = now_s();
+        buckets_begin(s->buckets);
+        if (buckets_finish(s->buckets, NULL, err, sizeof err)) return fail_all(s, err);
+        t[k] = now_s() - t0;
+    }
+    for (int i = 0; i < 5; i++) /* median of 5 */
+        for (int j = i + 1; j < 5; j++)
+            if (t[j] < t[i]) { const double x = t[i]; t[i] = t[j]; t[j] = x; }
+    double mine[4] = {s->counted ? s->sum_step / s->counted : 0, s->counted ? s->sum_comm / s->counted : 0,
+                      s->counted ? s->sum_data / s->counted : 0, t[2]}, worst[4];
+    MPI_Reduce(mine, worst, 4, MPI_DOUBLE, MPI_MAX, 0, s->d.sync);
+    if (s->d.rank) return 0;
+    mt_config full = s->cfg;
+    full.mtlora.enabled = 0;
+    size_t full_trainable = 0;
+    mt_model *fm;
+    if (!mt_config_finalize(&full, err, sizeof err) && !mt_model_create(&fm, s->ctx, &full, 1)) {
+        full_trainable = mt_model_param_counts(fm).trainable;
+        mt_model_destroy(fm);
+    }
+    const double bytes = 4.0 * (double)bank->n_trainable;
+    printf("bench: %d ranks, %d node(s), batch %d per rank, %ld steps timed (the first not counted)\n",
+           s->d.size, s->d.nodes, s->cfg.batch_size, s->counted);
+    printf("bench: allreduced per step %.0f bytes = 4 x %zu trainable (full fine-tuning: %.0f bytes, "
+           "%.1fx more), %d buckets of %.1f MB\n",
+           bytes, bank->n_trainable, 4.0 * (double)full_trainable,
+           bytes > 0 ? 4.0 * (double)full_trainable / bytes : 0.0, buckets_count(s->buckets),
+           s->cfg.run.bucket_mb);
+    printf("bench: step %.3f s (slowest rank), exposed communication %.4f s = %.2f%% of a step, data "
+           "wait %.4f s = %.2f%%\n",
+           worst[0], worst[1], worst[0] > 0 ? 100.0 * worst[1] / worst[0] : 0.0, worst[2],
+           worst[0] > 0 ? 100.0 * worst[2] / worst[0] : 0.0);
+    printf("bench: the same allreduce without overlap %.4f s; hidden behind the backward %.1f%%\n",
+           worst[3], worst[3] > 0 ? 100.0 * (1.0 - worst[1] / worst[3]) : 0.0);
+    printf("bench: %.3f images/s\n", worst[0] > 0 ? s->cfg.batch_size * s->d.size / worst[0] : 0.0);
+    fflush(stdout);
+    return 0;
+}
+
 static int setup_and_train(run_state *s, const args *a) {
     char err[ERRLEN];
     mt_config *c = &s->cfg;
@@ -671,6 +731,7 @@ static int setup_and_train(run_state *s, const args *a) {
         if (loader_open(&s->loader, &lo, err, sizeof err)) return fail_all(s, err);
     }
     int rc = train(s, a);
+    if (!rc && a->bench) rc = bench_report(s);
     if (!rc && s->steps_done > (long)0 && write_checkpoint(s, "end")) rc = 1;
     if (!rc && s->loader) rc = share_buffers(s) || evaluate(s, s->steps_done, s->epoch_done);
     if (!rc && a->save_trainable && s->d.rank == 0 && mt_model_save(s->m, s->ctx, a->save_trainable))

@@ -298,6 +298,7 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
         for (int s = 0; s < m->L; s++)
             mt_zero(w->d_feat[t][s], (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
         MT_CHECK(decoder_backward(ctx, m, t, B));
+        if (m->grad_ready) m->grad_ready(m->grad_ready_user, 0, 0);
     }
     report_ready(m, "!backbone.");
     float *dc = w->d_cur, *dp = w->d_prev;
@@ -339,6 +340,8 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                                          b == st->depth - 1 ? w->d_out_t : NULL, B, training,
                                          seed));
             float *tmp = dc; dc = dp; dp = tmp;
+            /* a progress point: lets the caller drive its pending messages */
+            if (m->grad_ready) m->grad_ready(m->grad_ready_user, 0, 0);
         }
         char prefix[48];
         snprintf(prefix, sizeof prefix, "backbone.layers.%d.", s);

@@ -62,8 +62,9 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx);
  * trainable tensor as soon as its gradient is final (no later part of the
  * backward adds to it): decoders first, then stage by stage from the last,
  * then the patch embedding. (offset, count) index the gradient buffer. The
- * data-parallel trainer starts each bucket's allreduce from here. NULL
- * turns it off. */
+ * data-parallel trainer starts each bucket's allreduce from here. Between
+ * blocks it is also called with count 0, a progress point (Open MPI moves
+ * pending messages only inside MPI calls). NULL turns it off. */
 /* BatchNorm's num_batches_tracked (training forwards so far), kept by
  * checkpoints so a resumed run saves the same model file. */
 int64_t mt_model_bn_tracked(const mt_model *m);
