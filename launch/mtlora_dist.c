@@ -18,6 +18,8 @@
  * Exit status: 0 done, 1 runtime error, 2 usage or configuration error. */
 #include <math.h>
 #include <mpi.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -55,6 +57,62 @@ static volatile sig_atomic_t stop_requested = 0;
 static void on_stop_signal(int sig) {
     (void)sig;
     stop_requested = 1;
+}
+
+static double now_s(void);
+
+/* ---- watchdog ----
+ * A rank whose peer died or hung waits forever inside a collective. A
+ * thread per rank watches the time since the last progress mark and, past
+ * RUN.STEP_TIMEOUT, says which rank gave up and where, and exits; mpirun
+ * then ends the job. (It exits rather than calling MPI from a second thread:
+ * MPI runs at MPI_THREAD_FUNNELED.) */
+typedef struct {
+    pthread_mutex_t mu;
+    double last;
+    const char *where;
+    int rank, timeout, stop;
+    pthread_t thread;
+    int started;
+} watchdog;
+
+static void watchdog_mark(watchdog *w, const char *where) {
+    pthread_mutex_lock(&w->mu);
+    w->last = now_s();
+    w->where = where;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *watchdog_main(void *arg) {
+    watchdog *w = arg;
+    for (;;) {
+        sleep(1);
+        pthread_mutex_lock(&w->mu);
+        const int stop = w->stop;
+        const double idle = now_s() - w->last;
+        const char *where = w->where;
+        pthread_mutex_unlock(&w->mu);
+        if (stop) return NULL;
+        if (idle > w->timeout) {
+            fprintf(stderr, "mtlora_dist: rank %d: no progress for %.0f s (RUN.STEP_TIMEOUT %d) while "
+                            "%s: a peer rank is lost or hung; stopping the job\n",
+                    w->rank, idle, w->timeout, where);
+            fflush(stderr);
+            _exit(4);
+        }
+    }
+}
+
+/* Test hooks (fault injection for tests/dist_test.py): MTLORA_FAULT_HANG=
+ * "rank:step" makes that rank stop responding at that step;
+ * MTLORA_FAULT_NAN="rank:first:count" poisons that rank's gradients for
+ * `count` steps from `first`. */
+static int fault_pair(const char *env, int rank, long step) {
+    const char *v = getenv(env);
+    int r;
+    long first, count = 1;
+    if (!v || sscanf(v, "%d:%ld:%ld", &r, &first, &count) < 2) return 0;
+    return r == rank && step >= first && step < first + count;
 }
 
 static double now_s(void) {
@@ -311,6 +369,7 @@ typedef struct {
     /* resume / checkpoint position */
     ckpt_state ck;
     uint64_t config_hash;
+    watchdog wd;
 } run_state;
 
 static int fail_all(run_state *s, const char *msg) {
@@ -440,8 +499,13 @@ static int train(run_state *s, const args *a) {
     long adam_step = (long)s->ck.adam_step, window_u = u0;
     for (long u = u0; u < total; u++) {
         const double t_step = now_s();
+        watchdog_mark(&s->wd, "training (forward, backward, gradient allreduce)");
+        if (fault_pair("MTLORA_FAULT_HANG", s->d.rank, u))
+            for (;;) pause(); /* test hook: a hung rank */
         double t_data = 0, t_comm = 0;
         memset(bank->grads, 0, sizeof(float) * bank->n_trainable);
+        /* test hook: the backward adds into this, so the NaN reaches the allreduce */
+        if (fault_pair("MTLORA_FAULT_NAN", s->d.rank, u)) bank->grads[0] = NAN;
         int epoch = (int)(u / per_epoch);
         for (int micro = 0; micro < acc; micro++) {
             const float *img;
@@ -489,7 +553,11 @@ static int train(run_state *s, const args *a) {
                                 "(%d in a row)\n", u, ++skipped_in_a_row);
             else
                 ++skipped_in_a_row;
-            if (skipped_in_a_row >= 5) return fail_all(s, "5 non-finite steps in a row: stopping");
+            if (skipped_in_a_row >= c->run.max_bad_steps) {
+                snprintf(err, sizeof err, "%d non-finite steps in a row (RUN.MAX_BAD_STEPS): stopping",
+                         skipped_in_a_row);
+                return fail_all(s, err);
+            }
         } else {
             skipped_in_a_row = 0;
             clip_by_global_norm(bank->grads, bank->n_trainable, c->clip_grad);
@@ -571,6 +639,7 @@ static int evaluate(run_state *s, long step, int epoch) {
         loader_batch *b;
         if (loader_next(L, &b, err, sizeof err)) return fail_all(s, err);
         if (!b) break;
+        watchdog_mark(&s->wd, "evaluating");
         if (mt_model_forward(s->m, s->ctx, b->images, b->n, 0, 0))
             return fail_all(s, mt_ctx_error(s->ctx));
         for (int t = 0; t < c->ntasks; t++)
@@ -675,6 +744,12 @@ static int bench_report(run_state *s) {
 static int setup_and_train(run_state *s, const args *a) {
     char err[ERRLEN];
     mt_config *c = &s->cfg;
+    pthread_mutex_init(&s->wd.mu, NULL);
+    s->wd.rank = s->d.rank;
+    s->wd.timeout = c->run.step_timeout;
+    watchdog_mark(&s->wd, "starting up");
+    if (c->run.step_timeout > 0 && pthread_create(&s->wd.thread, NULL, watchdog_main, &s->wd) == 0)
+        s->wd.started = 1;
     if (dist_check_same(&s->d, dist_hash(c, sizeof *c), "configuration (config file, --opts, --tasks)",
                         err, sizeof err))
         return fail_all(s, err);
@@ -731,6 +806,12 @@ static int setup_and_train(run_state *s, const args *a) {
         if (loader_open(&s->loader, &lo, err, sizeof err)) return fail_all(s, err);
     }
     int rc = train(s, a);
+    /* Every rank must end with the same trainable values; a difference
+     * would mean the ranks trained apart (a bug, or a broken network). */
+    if (!rc && dist_check_same(&s->d, dist_hash(mt_model_bank(s->m)->trainable,
+                                                sizeof(float) * mt_model_bank(s->m)->n_trainable),
+                               "trainable values at the end of training", err, sizeof err))
+        return fail_all(s, err);
     if (!rc && a->bench) rc = bench_report(s);
     if (!rc && s->steps_done > (long)0 && write_checkpoint(s, "end")) rc = 1;
     if (!rc && s->loader) rc = share_buffers(s) || evaluate(s, s->steps_done, s->epoch_done);
@@ -765,6 +846,12 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     rc = setup_and_train(&s, &a);
+    if (s.wd.started) {
+        pthread_mutex_lock(&s.wd.mu);
+        s.wd.stop = 1;
+        pthread_mutex_unlock(&s.wd.mu);
+        pthread_join(s.wd.thread, NULL);
+    }
     loader_close(s.loader);
     owned_free(&s.own);
     buckets_free(s.buckets);

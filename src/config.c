@@ -50,6 +50,8 @@ static const key_spec KEYS[] = {
     {"RUN.EVAL_EVERY", K_INT, OFF(run.eval_every), 0, 0, NULL},
     {"RUN.SYNC_BN", K_BOOL, OFF(run.sync_bn), 0, 0, NULL},
     {"RUN.LR_SCALING", K_BOOL, OFF(run.lr_scaling), 0, 0, NULL},
+    {"RUN.STEP_TIMEOUT", K_INT, OFF(run.step_timeout), 0, 0, NULL},
+    {"RUN.MAX_BAD_STEPS", K_INT, OFF(run.max_bad_steps), 0, 0, NULL},
     {"RUN.STL_BASELINES", K_FLOATLIST, OFF(run.stl), MT_MAX_TASKS, OFF(run.n_stl), NULL},
     {"DATA.DATASET", K_IGNORE, NOOFF, 0, 0, NULL},
     {"DATA.INTERPOLATION", K_IGNORE, NOOFF, 0, 0, NULL},
@@ -234,6 +236,8 @@ void mt_config_default(mt_config *c) {
     c->run.eval_every = 0;
     c->run.sync_bn = 0;
     c->run.lr_scaling = 1;
+    c->run.step_timeout = 900;
+    c->run.max_bad_steps = 5;
 }
 
 /* The built-in model: the official mtlora_tiny_448_r64_scale4_pertask.yaml
@@ -811,6 +815,9 @@ mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
         return fail(err, errlen, MT_ERR_ARG,
                     "RUN.CHECKPOINT_EVERY, RUN.MAX_STEPS, RUN.EVAL_EVERY must be >= 0 and "
                     "RUN.KEEP_CHECKPOINTS >= 1");
+    if (c->run.step_timeout < 0 || c->run.max_bad_steps < 1)
+        return fail(err, errlen, MT_ERR_ARG,
+                    "RUN.STEP_TIMEOUT must be >= 0 (0: no watchdog), RUN.MAX_BAD_STEPS >= 1");
     if (c->run.n_stl && c->run.n_stl != c->ntasks)
         return fail(err, errlen, MT_ERR_ARG, "RUN.STL_BASELINES: %d values for %d tasks",
                     c->run.n_stl, c->ntasks);

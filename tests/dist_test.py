@@ -83,6 +83,7 @@ def main():
     check_distributed_evaluation(shards)
     check_learning(shards)
     check_resume(shards)
+    check_faults()
 
     out = mpirun(2, "--synthetic-data", "--opts", "RUN.BUCKET_MB", "0", expect=2)
     assert "RUN.BUCKET_MB" in out, out
@@ -94,6 +95,65 @@ def main():
 
 
 TASKS4 = "[semseg, human_parts, sal, normals]"
+
+
+def check_faults():
+    import signal
+    import time
+    base = ["--synthetic-data", "--opts", "DATA.BATCH_SIZE", "2", "RUN.LOG_EVERY", "1"]
+    # non-finite gradients on one rank: every rank skips the same steps
+    env = dict(ENV, MTLORA_FAULT_NAN="1:3:2")
+    d = os.path.join(WORK, "nan")
+    p = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", DIST, "--config", CONFIG, *base,
+                        "RUN.DIR", d, "--steps", "8"], capture_output=True, text=True, env=env, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    assert "step 3: non-finite" in out and "step 4: non-finite" in out, out
+    assert records(d)[-1]["skipped_steps"] == 2, records(d)[-1]
+    # ... and stop after RUN.MAX_BAD_STEPS in a row
+    env = dict(ENV, MTLORA_FAULT_NAN="0:2:10")
+    p = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", DIST, "--config", CONFIG, *base,
+                        "RUN.DIR", d, "RUN.MAX_BAD_STEPS", "3", "--steps", "20"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "3 non-finite steps in a row" in out, out
+    # a hung rank: the others give up after RUN.STEP_TIMEOUT, naming themselves and where
+    env = dict(ENV, MTLORA_FAULT_HANG="1:3")
+    t0 = time.time()
+    p = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", DIST, "--config", CONFIG, *base,
+                        "RUN.DIR", d, "RUN.STEP_TIMEOUT", "5", "--steps", "50"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    hang_s = time.time() - t0
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "rank 0: no progress for" in out, out
+    assert hang_s < 60, hang_s
+    # a killed rank: mpirun ends the job and names the rank
+    cmd = ["mpirun", "-np", "2", "--oversubscribe", DIST, "--config", CONFIG, *base, "RUN.DIR", d,
+           "--steps", "100000"]
+    q = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    for line in q.stdout:
+        if line.startswith("step 3/"):
+            break
+    victim = None
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            env_b = open("/proc/%s/environ" % pid, "rb").read()
+            cmdline = open("/proc/%s/cmdline" % pid, "rb").read()
+        except OSError:
+            continue
+        if DIST.encode() in cmdline and b"OMPI_COMM_WORLD_RANK=1\0" in env_b:
+            victim = int(pid)
+    assert victim, "rank 1 not found"
+    t0 = time.time()
+    os.kill(victim, signal.SIGKILL)
+    rest, _ = q.communicate(timeout=120)
+    kill_s = time.time() - t0
+    assert q.returncode != 0 and "rank 1" in rest, rest
+    print("faults: NaN steps 3-4 on rank 1 skipped on both ranks (logged, counted); 3 in a row stop the "
+          "run; a hung rank ends the job after %.1f s (timeout 5 s); a killed rank after %.1f s, named"
+          % (hang_s, kill_s))
 
 
 def check_resume(shards):

@@ -76,6 +76,8 @@ typedef struct {
         int eval_every;      /* RUN.EVAL_EVERY: epochs between evaluations (0: at the end) */
         int sync_bn;         /* RUN.SYNC_BN: batch-norm statistics over all ranks */
         int lr_scaling;      /* RUN.LR_SCALING: scale LRs by batch * world / 512 as main.py */
+        int step_timeout;    /* RUN.STEP_TIMEOUT: seconds without progress before a rank gives up */
+        int max_bad_steps;   /* RUN.MAX_BAD_STEPS: non-finite steps in a row before stopping */
         float stl[MT_MAX_TASKS]; /* RUN.STL_BASELINES: single-task scores per task, for Delta_m */
         int n_stl;               /* 0: the published Swin-T baselines */
     } run;
