@@ -18,6 +18,7 @@
  * Exit status: 0 done, 1 runtime error, 2 usage or configuration error. */
 #include <math.h>
 #include <mpi.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "mtlora/dist.h"
 #include "mtlora/lr_schedule.h"
 #include "mtlora/metrics.h"
+#include "mtlora/metrics_post.h"
 #include "mtlora/model.h"
 #include "mtlora/param_bank.h"
 #include "mtlora/rng.h"
@@ -44,8 +46,9 @@
 #define ERRLEN 1024
 
 typedef struct {
-    const char *config, *tasks, *data, *save_trainable, *resume;
+    const char *config, *tasks, *data, *save_trainable, *resume, *metrics_url;
     int synthetic, steps, quiet, seed_set, bench;
+    char progress; /* 'b' bar, 'l' lines, 0 auto */
     long seed;
     int nopts;
     const char *opts[64][2];
@@ -136,6 +139,10 @@ static void usage(FILE *f) {
             "  --bench           after training, print bytes allreduced per step against full\n"
             "                    fine-tuning, the share of communication hidden behind the\n"
             "                    backward, and images/s\n"
+            "  --progress MODE   bar (one updating line with ETA), lines, or auto (default: a bar\n"
+            "                    when the output is a terminal)\n"
+            "  --metrics-url URL also POST every record (JSON) there, from a background thread;\n"
+            "                    a bearer token is read from MTLORA_METRICS_TOKEN\n"
             "  --resume auto     continue from the newest valid checkpoint in RUN.DIR (if any)\n"
             "  --resume FILE     continue from that checkpoint\n"
             "  SIGTERM / SIGUSR1: checkpoint at the end of the current step on every rank, exit 3\n");
@@ -153,9 +160,18 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         else if (!strcmp(s, "--data") && has) a->data = argv[++i];
         else if (!strcmp(s, "--save-trainable") && has) a->save_trainable = argv[++i];
         else if (!strcmp(s, "--resume") && has) a->resume = argv[++i];
+        else if (!strcmp(s, "--metrics-url") && has) a->metrics_url = argv[++i];
         else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
         else if (!strcmp(s, "--quiet")) a->quiet = 1;
         else if (!strcmp(s, "--bench")) a->bench = 1;
+        else if (!strcmp(s, "--progress") && has) {
+            const char *v = argv[++i];
+            if (strcmp(v, "bar") && strcmp(v, "lines") && strcmp(v, "auto")) {
+                if (!rank) fprintf(stderr, "mtlora_dist: --progress: '%s' is not bar, lines or auto\n", v);
+                return 2;
+            }
+            a->progress = v[0] == 'b' ? 'b' : v[0] == 'l' ? 'l' : 0;
+        }
         else if ((!strcmp(s, "--steps") || !strcmp(s, "--seed")) && has) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -284,12 +300,58 @@ static void targets_from(const mt_config *c, mt_targets *tg, uint8_t *semseg, ui
 /* ------------------------------------------------------------ logging */
 
 typedef struct {
-    FILE *jsonl;
-    int quiet;
+    FILE *jsonl, *csv, *eval_csv;
+    metrics_post *post;
+    int quiet, tty, bar_open;
 } reporter;
+
+/* Appends to a record buffer; truncation only shortens a log line. */
+static void appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    const int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0) *len = *len + (size_t)k < cap ? *len + (size_t)k : cap;
+}
+
+/* Whether the user watches a terminal. Open MPI gives every rank a pseudo
+ * terminal even when mpirun's own output goes to a file or a pipe, so under
+ * mpirun the question is asked of mpirun's output (the parent's fd 1). */
+static int terminal_output(void) {
+    if (!isatty(1)) return 0;
+    if (!getenv("OMPI_COMM_WORLD_SIZE")) return 1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/1", (int)getppid());
+    const int fd = open(path, O_WRONLY | O_NOCTTY);
+    if (fd < 0) return 0;
+    const int tty = isatty(fd);
+    close(fd);
+    return tty;
+}
+
+/* A line that must not be overwritten by the progress bar. */
+static void report_line_break(reporter *R) {
+    if (R->bar_open) {
+        putchar('\n');
+        R->bar_open = 0;
+    }
+}
+
+/* One JSON record to the JSON-lines file and the metrics endpoint. */
+static void report_json(reporter *R, const char *json) {
+    if (R->jsonl) {
+        fprintf(R->jsonl, "%s\n", json);
+        fflush(R->jsonl);
+    }
+    metrics_post_send(R->post, json);
+}
 
 /* Step statistics reduced over ranks: loss sums, and min/max of times. */
 enum { T_STEP, T_COMPUTE, T_COMM, T_DATA, NT };
+static const char *const time_names[NT] = {"step_s", "compute_s", "comm_exposed_s", "data_wait_s"};
 
 static void log_step(reporter *R, dist_ctx *d, const mt_config *c, long u, long total, int epoch,
                      double lr, const double *loss_sum, int nloss_samples, const double *times,
@@ -301,7 +363,20 @@ static void log_step(reporter *R, dist_ctx *d, const mt_config *c, long u, long 
     if (d->rank) return;
     const double denom = (double)nloss_samples * d->size;
     const double eta = u > 0 ? elapsed / (double)u * (double)(total - u) : 0.0;
-    if (!R->quiet) {
+    if (!R->quiet && R->tty) { /* one updating line with a bar on a terminal */
+        char bar[41];
+        const int fill = total > 0 ? (int)(40.0 * (double)u / (double)total) : 40;
+        for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
+        bar[40] = '\0';
+        printf("\r[%s] %ld/%ld %3.0f%% loss %.4f lr %.2e %.2f img/s comm %.1f%% data %.1f%% ETA "
+               "%02ld:%02ld:%02ld  ",
+               bar, u, total, total ? 100.0 * u / total : 100.0, lsum[0] / denom, lr, imgs,
+               tmax[T_STEP] > 0 ? 100.0 * tmax[T_COMM] / tmax[T_STEP] : 0.0,
+               tmax[T_STEP] > 0 ? 100.0 * tmax[T_DATA] / tmax[T_STEP] : 0.0, (long)eta / 3600,
+               ((long)eta / 60) % 60, (long)eta % 60);
+        R->bar_open = 1;
+        fflush(stdout);
+    } else if (!R->quiet) {
         printf("step %ld/%ld epoch %d lr %.3e loss %.4f (", u, total, epoch, lr, lsum[0] / denom);
         for (int t = 0; t < c->ntasks; t++) printf("%s%s %.4f", t ? " " : "", c->tasks[t], lsum[1 + t] / denom);
         printf(") step %.3f-%.3f s: compute %.3f-%.3f, comm exposed %.3f-%.3f, data wait %.3f-%.3f; "
@@ -311,16 +386,30 @@ static void log_step(reporter *R, dist_ctx *d, const mt_config *c, long u, long 
                skipped ? " (non-finite steps skipped so far: see log)" : "");
         fflush(stdout);
     }
-    if (R->jsonl) {
-        fprintf(R->jsonl, "{\"step\": %ld, \"epoch\": %d, \"lr\": %.6e, \"loss\": %.6f", u, epoch, lr,
-                lsum[0] / denom);
-        for (int t = 0; t < c->ntasks; t++) fprintf(R->jsonl, ", \"loss_%s\": %.6f", c->tasks[t], lsum[1 + t] / denom);
-        static const char *const names[NT] = {"step_s", "compute_s", "comm_exposed_s", "data_wait_s"};
-        for (int k = 0; k < NT; k++)
-            fprintf(R->jsonl, ", \"%s_min\": %.6f, \"%s_max\": %.6f", names[k], tmin[k], names[k], tmax[k]);
-        fprintf(R->jsonl, ", \"images_per_s\": %.4f, \"skipped_steps\": %d, \"ranks\": %d}\n", imgs,
-                skipped, d->size);
-        fflush(R->jsonl);
+    char rec[4096];
+    size_t n = 0;
+    appendf(rec, sizeof rec, &n, "{\"step\": %ld, \"epoch\": %d, \"lr\": %.6e, \"loss\": %.6f", u, epoch,
+            lr, lsum[0] / denom);
+    for (int t = 0; t < c->ntasks; t++)
+        appendf(rec, sizeof rec, &n, ", \"loss_%s\": %.6f", c->tasks[t], lsum[1 + t] / denom);
+    for (int k = 0; k < NT; k++)
+        appendf(rec, sizeof rec, &n, ", \"%s_min\": %.6f, \"%s_max\": %.6f", time_names[k], tmin[k],
+                time_names[k], tmax[k]);
+    appendf(rec, sizeof rec, &n, ", \"images_per_s\": %.4f, \"skipped_steps\": %d, \"ranks\": %d}",
+            imgs, skipped, d->size);
+    report_json(R, rec);
+    if (R->csv) {
+        if (ftell(R->csv) == 0) { /* header once per file */
+            fprintf(R->csv, "step,epoch,lr,loss");
+            for (int t = 0; t < c->ntasks; t++) fprintf(R->csv, ",loss_%s", c->tasks[t]);
+            for (int k = 0; k < NT; k++) fprintf(R->csv, ",%s_min,%s_max", time_names[k], time_names[k]);
+            fprintf(R->csv, ",images_per_s,skipped_steps,ranks\n");
+        }
+        fprintf(R->csv, "%ld,%d,%.6e,%.6f", u, epoch, lr, lsum[0] / denom);
+        for (int t = 0; t < c->ntasks; t++) fprintf(R->csv, ",%.6f", lsum[1 + t] / denom);
+        for (int k = 0; k < NT; k++) fprintf(R->csv, ",%.6f,%.6f", tmin[k], tmax[k]);
+        fprintf(R->csv, ",%.4f,%d,%d\n", imgs, skipped, d->size);
+        fflush(R->csv);
     }
 }
 
@@ -413,8 +502,10 @@ static int write_checkpoint(run_state *s, const char *why) {
         if (ckpt_write(s->cfg.run.dir, &s->ck, mt_model_bank(s->m), s->mom, s->vel,
                        s->cfg.run.keep_checkpoints, path, sizeof path, err, sizeof err))
             rc = 1, fprintf(stderr, "mtlora_dist: checkpoint: %s\n", err);
-        else if (!s->R.quiet)
+        else if (!s->R.quiet) {
+            report_line_break(&s->R);
             printf("checkpoint (%s) after step %lld: %s\n", why, (long long)s->ck.step, path);
+        }
         fflush(stdout);
     }
     MPI_Bcast(&rc, 1, MPI_INT, 0, s->d.sync);
@@ -661,31 +752,48 @@ static int evaluate(run_state *s, long step, int epoch) {
             return fail_all(s, "evaluation: reducing the metrics failed");
     }
     if (s->d.rank == 0) {
-        if (!s->R.quiet) printf("eval after step %ld (epoch %d), %ld images, %.1f s:", step, epoch,
-                                all_images, now_s() - t0);
-        if (s->R.jsonl) fprintf(s->R.jsonl, "{\"eval_step\": %ld, \"epoch\": %d, \"images\": %ld", step,
-                                epoch, all_images);
+        char rec[4096], line[4096];
+        size_t n = 0, ln = 0;
+        appendf(rec, sizeof rec, &n, "{\"eval_step\": %ld, \"epoch\": %d, \"images\": %ld", step, epoch,
+                all_images);
+        appendf(line, sizeof line, &ln, "eval after step %ld (epoch %d), %ld images, %.1f s:", step, epoch,
+                all_images, now_s() - t0);
+        int header = s->R.eval_csv && ftell(s->R.eval_csv) == 0;
+        if (header) fprintf(s->R.eval_csv, "eval_step,epoch,images");
         for (int t = 0; t < c->ntasks; t++) {
             metrics_scores sc;
             metrics_score(meter[t], &sc);
             for (int k = 0; k < sc.count; k++) {
-                if (!s->R.quiet) printf(" %s %s %.4f", c->tasks[t], sc.name[k], sc.value[k]);
-                if (s->R.jsonl) fprintf(s->R.jsonl, ", \"%s %s\": %.6f", c->tasks[t], sc.name[k], sc.value[k]);
+                appendf(line, sizeof line, &ln, " %s %s %.4f", c->tasks[t], sc.name[k], sc.value[k]);
+                appendf(rec, sizeof rec, &n, ", \"%s %s\": %.6f", c->tasks[t], sc.name[k], sc.value[k]);
+                if (header) fprintf(s->R.eval_csv, ",%s %s", c->tasks[t], sc.name[k]);
             }
             const char *kname = metrics_delta_key(c->task_kind[t]);
             if (!kname || metrics_scores_get(&sc, kname, &key[t])) delta_ok = 0;
             if (c->run.n_stl) stl[t] = c->run.stl[t];
             else if (metrics_stl_baseline(c->task_kind[t], &stl[t])) delta_ok = 0;
         }
-        double delta;
+        double delta = NAN;
         if (delta_ok && !metrics_delta_m(&delta, c->ntasks, c->task_kind, key, stl)) {
-            if (!s->R.quiet) printf(" | Delta_m %+.2f%%", 100.0 * delta);
-            if (s->R.jsonl) fprintf(s->R.jsonl, ", \"delta_m\": %.6f", delta);
+            appendf(line, sizeof line, &ln, " | Delta_m %+.2f%%", 100.0 * delta);
+            appendf(rec, sizeof rec, &n, ", \"delta_m\": %.6f", delta);
         }
-        if (!s->R.quiet) printf("\n");
-        if (s->R.jsonl) {
-            fprintf(s->R.jsonl, "}\n");
-            fflush(s->R.jsonl);
+        appendf(rec, sizeof rec, &n, "}");
+        report_json(&s->R, rec);
+        if (s->R.eval_csv) {
+            if (header) fprintf(s->R.eval_csv, ",delta_m\n");
+            fprintf(s->R.eval_csv, "%ld,%d,%ld", step, epoch, all_images);
+            for (int t = 0; t < c->ntasks; t++) {
+                metrics_scores sc;
+                metrics_score(meter[t], &sc);
+                for (int k = 0; k < sc.count; k++) fprintf(s->R.eval_csv, ",%.6f", sc.value[k]);
+            }
+            fprintf(s->R.eval_csv, ",%.6f\n", delta);
+            fflush(s->R.eval_csv);
+        }
+        if (!s->R.quiet) {
+            report_line_break(&s->R);
+            printf("%s\n", line);
         }
         fflush(stdout);
     }
@@ -791,8 +899,18 @@ static int setup_and_train(run_state *s, const args *a) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
         s->R.jsonl = fopen(path, "a");
         if (!s->R.jsonl) return fail_all(s, "cannot open RUN.DIR/metrics.jsonl for appending");
+        snprintf(path, sizeof path, "%s/metrics.csv", c->run.dir);
+        s->R.csv = fopen(path, "a");
+        snprintf(path, sizeof path, "%s/eval.csv", c->run.dir);
+        s->R.eval_csv = fopen(path, "a");
+        if (!s->R.csv || !s->R.eval_csv) return fail_all(s, "cannot open RUN.DIR/*.csv for appending");
     }
+    if (s->d.rank == 0 && a->metrics_url &&
+        metrics_post_start(&s->R.post, a->metrics_url, getenv("MTLORA_METRICS_TOKEN"), 5.0, 1000, err,
+                           sizeof err))
+        return fail_all(s, err);
     s->R.quiet = a->quiet;
+    s->R.tty = a->progress == 'b' ? 1 : a->progress == 'l' ? 0 : terminal_output();
     s->config_hash = training_hash(c);
     s->ck.world = s->d.size;
     s->ck.config_hash = s->config_hash;
@@ -855,7 +973,17 @@ int main(int argc, char **argv) {
     loader_close(s.loader);
     owned_free(&s.own);
     buckets_free(s.buckets);
+    if (s.R.bar_open) putchar('\n');
+    if (s.R.post) {
+        metrics_post_stats ps = metrics_post_stop(s.R.post, 10.0);
+        if (!a.quiet || ps.failed || ps.dropped)
+            fprintf(ps.failed || ps.dropped ? stderr : stdout,
+                    "metrics endpoint: %ld records posted, %ld failed, %ld dropped\n", ps.posted,
+                    ps.failed, ps.dropped);
+    }
     if (s.R.jsonl) fclose(s.R.jsonl);
+    if (s.R.csv) fclose(s.R.csv);
+    if (s.R.eval_csv) fclose(s.R.eval_csv);
     free(s.groups);
     free(s.mom);
     free(s.vel);
