@@ -904,6 +904,17 @@ static int setup_and_train(run_state *s, const args *a) {
         snprintf(path, sizeof path, "%s/eval.csv", c->run.dir);
         s->R.eval_csv = fopen(path, "a");
         if (!s->R.csv || !s->R.eval_csv) return fail_all(s, "cannot open RUN.DIR/*.csv for appending");
+        /* The effective configuration: saved, and printed once. */
+        snprintf(path, sizeof path, "%s/config.yaml", c->run.dir);
+        if (mt_config_write_yaml(c, path, err, sizeof err)) return fail_all(s, err);
+        if (!a->quiet) {
+            printf("effective configuration (saved as %s):\n", path);
+            FILE *f = fopen(path, "r");
+            char line[512];
+            while (f && fgets(line, sizeof line, f))
+                if (line[0] != '#') printf("  %s", line);
+            if (f) fclose(f);
+        }
     }
     if (s->d.rank == 0 && a->metrics_url &&
         metrics_post_start(&s->R.post, a->metrics_url, getenv("MTLORA_METRICS_TOKEN"), 5.0, 1000, err,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "mtlora/config.h"
@@ -821,5 +822,150 @@ mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
     if (c->run.n_stl && c->run.n_stl != c->ntasks)
         return fail(err, errlen, MT_ERR_ARG, "RUN.STL_BASELINES: %d values for %d tasks",
                     c->run.n_stl, c->ntasks);
+    return MT_OK;
+}
+
+/* ---- writing the effective configuration ---------------------------------- */
+
+static int cmp_key(const void *a, const void *b) {
+    return strcmp((*(const key_spec *const *)a)->key, (*(const key_spec *const *)b)->key);
+}
+
+static void write_quoted(FILE *f, const char *v) {
+    fputc('"', f);
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\') fputc('\\', f);
+        fputc(*v, f);
+    }
+    fputc('"', f);
+}
+
+/* The shortest decimal that reads back as the same float (0.2, not
+ * 0.200000003). */
+static void write_float(FILE *f, float v) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    fputs(buf, f);
+}
+
+static void write_floats(FILE *f, const float *v, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        if (i) fputs(", ", f);
+        write_float(f, v[i]);
+    }
+    fputc(']', f);
+}
+
+static void write_named_lists(FILE *f, const mt_named_list *l, int n, int indent) {
+    if (n == 0) {
+        fprintf(f, " {}\n");
+        return;
+    }
+    fputc('\n', f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%*s%s: ", indent + 2, "", l[i].name);
+        write_floats(f, l[i].v, l[i].n);
+        fputc('\n', f);
+    }
+}
+
+/* One key's value in YAML (after "NAME:"); returns 0 when the key is not
+ * written (ignored keys; MODEL.DECODER_HEAD, fixed to hrnet). */
+static int write_value(FILE *f, const mt_config *c, const key_spec *k, int indent) {
+    const char *base = (const char *)c;
+    switch (k->type) {
+    case K_INT: fprintf(f, " %d\n", *(const int *)(base + k->off)); return 1;
+    case K_FLOAT:
+        fputc(' ', f);
+        write_float(f, *(const float *)(base + k->off));
+        fputc('\n', f);
+        return 1;
+    case K_BOOL: fprintf(f, " %s\n", *(const int *)(base + k->off) ? "True" : "False"); return 1;
+    case K_STR:
+        fputc(' ', f);
+        write_quoted(f, base + k->off);
+        fputc('\n', f);
+        return 1;
+    case K_INTLIST:
+    case K_FLOATLIST: {
+        const int n = k->n_off ? *(const int *)(base + k->n_off) : (int)k->cap;
+        fputs(" [", f);
+        for (int i = 0; i < n; i++) {
+            if (k->type == K_INTLIST) fprintf(f, "%s%d", i ? ", " : "", ((const int *)(base + k->off))[i]);
+            else {
+                if (i) fputs(", ", f);
+                write_float(f, ((const float *)(base + k->off))[i]);
+            }
+        }
+        fputs("]\n", f);
+        return 1;
+    }
+    case K_TASKS:
+        fputs(" [", f);
+        for (int t = 0; t < c->ntasks; t++) fprintf(f, "%s%s", t ? ", " : "", c->tasks[t]);
+        fputs("]\n", f);
+        return 1;
+    case K_RPT: write_named_lists(f, c->raw.r_per_task, c->raw.n_r_per_task, indent); return 1;
+    case K_SPT: write_named_lists(f, c->raw.scale_per_task, c->raw.n_scale_per_task, indent); return 1;
+    case K_FIXED_BOOL: fprintf(f, " %s\n", !strcmp(k->fixed, "true") ? "True" : "False"); return 1;
+    case K_FIXED_STR: fprintf(f, " %s\n", k->fixed); return 1;
+    default: return 0;
+    }
+}
+
+/* Optional lists left unset (RUN.STL_BASELINES) are not written: an empty
+ * YAML list is refused on reading. */
+static int has_value(const mt_config *c, const key_spec *k) {
+    if (k->type == K_IGNORE || k->type == K_NULL_ONLY || k->type == K_HEAD) return 0;
+    if ((k->type == K_FLOATLIST || k->type == K_INTLIST) && k->n_off)
+        return *(const int *)((const char *)c + k->n_off) > 0;
+    return 1;
+}
+
+mt_status mt_config_write_yaml(const mt_config *c, const char *path, char *err, size_t errlen) {
+    const size_t nk = sizeof KEYS / sizeof KEYS[0];
+    const key_spec *order[sizeof KEYS / sizeof KEYS[0]];
+    size_t m = 0;
+    for (size_t i = 0; i < nk; i++)
+        if (has_value(c, &KEYS[i])) order[m++] = &KEYS[i];
+    qsort(order, m, sizeof order[0], cmp_key); /* sorted keys: sections stay together */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return fail(err, errlen, MT_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "# The effective configuration of this run (official key names, plus RUN.*).\n");
+    char prev[128] = "";
+    for (size_t i = 0; i < m; i++) {
+        const char *key = order[i]->key;
+        /* open the sections this key needs that the previous key did not */
+        int depth = 0;
+        const char *p = key, *q = prev;
+        size_t common = 0;
+        for (;;) { /* shared leading sections */
+            const char *dp = strchr(p, '.'), *dq = strchr(q, '.');
+            if (!dp || !dq || dp - p != dq - q || strncmp(p, q, (size_t)(dp - p))) break;
+            common++;
+            p = dp + 1;
+            q = dq + 1;
+        }
+        p = key;
+        for (size_t d = 0; d < common; d++) p = strchr(p, '.') + 1;
+        depth = (int)common;
+        for (const char *dot; (dot = strchr(p, '.')); p = dot + 1, depth++)
+            fprintf(f, "%*s%.*s:\n", 2 * depth, "", (int)(dot - p), p);
+        fprintf(f, "%*s%s:", 2 * depth, "", p);
+        if (!write_value(f, c, order[i], 2 * depth)) fputs(" null\n", f);
+        snprintf(prev, sizeof prev, "%s", key);
+    }
+    int bad = fflush(f) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return fail(err, errlen, MT_ERR_IO, "%s: cannot write", path);
+    }
     return MT_OK;
 }

@@ -194,11 +194,52 @@ START_TEST(refusals_name_the_key) {
 }
 END_TEST
 
+/* The effective configuration written to RUN.DIR loads back to the same
+ * configuration, for the built-in one, an official file with per-task
+ * ranks and scales, and our own RUN.* keys. */
+static void roundtrip(mt_config *a) {
+    char path[] = "/tmp/mtlora_cfg_XXXXXX", err[512];
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_msg(mt_config_finalize(a, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_msg(mt_config_write_yaml(a, path, err, sizeof err) == MT_OK, "%s", err);
+    mt_config b;
+    mt_config_default(&b);
+    mt_status st = mt_config_load(&b, path, err, sizeof err);
+    if (!st) st = mt_config_finalize(&b, err, sizeof err);
+    ck_assert_msg(st == MT_OK, "reloading the written config: %s", err);
+    ck_assert_msg(memcmp(a, &b, sizeof b) == 0, "the written config does not load back the same");
+    unlink(path);
+}
+
+START_TEST(effective_config_roundtrips) {
+    char err[512];
+    mt_config a;
+    ck_assert_int_eq(mt_config_builtin(&a, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "RUN.SYNC_BN", "True", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "TRAIN.BASE_LR", "0.000123456789", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "RUN.STL_BASELINES", "[0.7, 0.6, 0.65, 17.5]", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "DATA.DATA_PATH", "/data/\"quoted\" shards", err, sizeof err), MT_OK);
+    roundtrip(&a);
+    const char *dir = getenv("MTLORA_TEST_DATA");
+    char file[1024];
+    snprintf(file, sizeof file, "%s/tiny448_r32_pertask.yaml", dir ? dir : "tests/data");
+    mt_config_default(&a);
+    ck_assert_msg(mt_config_load(&a, file, err, sizeof err) == MT_OK, "%s", err);
+    if (a.ntasks == 0)
+        ck_assert_int_eq(mt_config_set_tasks(&a, "semseg,human_parts,sal,normals", err, sizeof err), MT_OK);
+    ck_assert_int_gt(a.raw.n_r_per_task, 0); /* the per-task map is exercised */
+    roundtrip(&a);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("yaml");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, builtin_is_swin_t_448_r64);
+    tcase_add_test(tc, effective_config_roundtrips);
     tcase_add_test(tc, official_file_loads);
     tcase_add_test(tc, counts_match_the_paper_setups);
     tcase_add_test(tc, swin_s_and_b);

@@ -116,4 +116,9 @@ mt_status mt_config_finalize(mt_config *cfg, char *err, size_t errlen);
 
 int mt_config_task_index(const mt_config *cfg, const char *name);
 
+/* Writes cfg as YAML with the official key names (and RUN.*), such that
+ * loading it into mt_config_default and finalizing gives the same
+ * configuration. Written to path.tmp, then renamed. */
+mt_status mt_config_write_yaml(const mt_config *cfg, const char *path, char *err, size_t errlen);
+
 #endif
