@@ -46,7 +46,7 @@
 #define ERRLEN 1024
 
 typedef struct {
-    const char *config, *tasks, *data, *save_trainable, *resume, *metrics_url;
+    const char *config, *tasks, *data, *save_trainable, *resume, *metrics_url, *pretrained;
     int synthetic, steps, quiet, seed_set, bench;
     char progress; /* 'b' bar, 'l' lines, 0 auto */
     long seed;
@@ -133,6 +133,8 @@ static void usage(FILE *f) {
             "  --opts K V ...    override keys as the official main.py does (to the end of the line\n"
             "                    or the next --flag)\n"
             "  --data DIR        mtlora-pack output (default DATA.DATA_PATH)\n"
+            "  --pretrained FILE ImageNet Swin weights, safetensors with plain Swin names\n"
+            "                    (default MODEL.PRETRAINED); read once per node\n"
             "  --synthetic-data  generated batches with every label valid (tests, benchmarks)\n"
             "  --steps N         stop after N optimizer updates (RUN.MAX_STEPS); 0: no training\n"
             "  --save-trainable  write the model (safetensors, official names) at the end\n"
@@ -160,6 +162,7 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         else if (!strcmp(s, "--data") && has) a->data = argv[++i];
         else if (!strcmp(s, "--save-trainable") && has) a->save_trainable = argv[++i];
         else if (!strcmp(s, "--resume") && has) a->resume = argv[++i];
+        else if (!strcmp(s, "--pretrained") && has) a->pretrained = argv[++i];
         else if (!strcmp(s, "--metrics-url") && has) a->metrics_url = argv[++i];
         else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
         else if (!strcmp(s, "--quiet")) a->quiet = 1;
@@ -227,6 +230,7 @@ static mt_status load_config(const args *a, mt_config *cfg, char *err, size_t er
     if (!st && a->steps > 0) cfg->run.max_steps = a->steps;
     if (!st && a->seed_set) cfg->seed = (int)a->seed;
     if (!st && a->data) snprintf(cfg->data_path, sizeof cfg->data_path, "%s", a->data);
+    if (!st && a->pretrained) snprintf(cfg->pretrained, sizeof cfg->pretrained, "%s", a->pretrained);
     if (!st) st = mt_config_finalize(cfg, err, errlen);
     return st;
 }
@@ -864,6 +868,17 @@ static int setup_and_train(run_state *s, const args *a) {
     if (mt_ctx_create(&s->ctx, err, sizeof err)) return fail_all(s, err);
     if (mt_model_create(&s->m, s->ctx, c, (uint64_t)c->seed)) return fail_all(s, mt_ctx_error(s->ctx));
     param_bank *bank = mt_model_bank(s->m);
+    /* Pretrained encoder weights: read by each node's first rank only; the
+     * frozen ones reach the node's ranks through the shared window, the
+     * trainable ones (norms, patch embedding, ...) through the broadcast. */
+    int load_rc = 0;
+    if (c->pretrained[0] && s->d.node_rank == 0 &&
+        mt_model_load(s->m, s->ctx, c->pretrained, MT_LOAD_PRETRAINED))
+        load_rc = 1, fprintf(stderr, "mtlora_dist: rank %d: %s\n", s->d.rank, mt_ctx_error(s->ctx));
+    int any_rc = 0;
+    MPI_Allreduce(&load_rc, &any_rc, 1, MPI_INT, MPI_MAX, s->d.sync);
+    if (any_rc) return fail_all(s, "cannot load the pretrained weights (MODEL.PRETRAINED / --pretrained)");
+    if (c->pretrained[0] && s->d.rank == 0 && !a->quiet) printf("pretrained encoder weights: %s\n", c->pretrained);
     if (dist_share_frozen(&s->d, s->m, s->ctx, err, sizeof err)) return fail_all(s, err);
     if (dist_bcast_floats(&s->d, bank->trainable, bank->n_trainable, err, sizeof err))
         return fail_all(s, err);

@@ -67,7 +67,7 @@ static const key_spec KEYS[] = {
     {"DATA.NYUD", K_IGNORE, NOOFF, 0, 0, NULL},
     {"MODEL.TYPE", K_FIXED_STR, NOOFF, 0, 0, "swin"},
     {"MODEL.NAME", K_STR, OFF(name), sizeof(((mt_config *)0)->name), 0, NULL},
-    {"MODEL.PRETRAINED", K_IGNORE, NOOFF, 0, 0, NULL},
+    {"MODEL.PRETRAINED", K_STR, OFF(pretrained), sizeof(((mt_config *)0)->pretrained), 0, NULL},
     {"MODEL.RESUME", K_IGNORE, NOOFF, 0, 0, NULL},
     {"MODEL.NUM_CLASSES", K_IGNORE, NOOFF, 0, 0, NULL},
     {"MODEL.DROP_RATE", K_FLOAT, OFF(drop_rate), 0, 0, NULL},

@@ -63,6 +63,9 @@ typedef struct {
     int freeze_patch_embed, freeze_layer_norm, freeze_rel_bias, freeze_downsample_reduction;
     int seed;
     char name[128];
+    /* MODEL.PRETRAINED: ImageNet Swin weights (safetensors, plain names) for
+     * mtlora_dist; empty: the official random initialisation */
+    char pretrained[1024];
     /* DATA.DATA_PATH: for mtlora_dist, the mtlora-pack output directory */
     char data_path[1024];
     /* RUN.*: mtlora_dist's own keys (not in the official config) */
