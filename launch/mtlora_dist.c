@@ -43,6 +43,9 @@
 #include "mtlora/shard.h"
 #include "mtlora/shard_loader.h"
 
+#include "dist_report.h"
+#include "dist_watchdog.h"
+
 #define ERRLEN 1024
 
 typedef struct {
@@ -60,62 +63,6 @@ static volatile sig_atomic_t stop_requested = 0;
 static void on_stop_signal(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static double now_s(void);
-
-/* ---- watchdog ----
- * A rank whose peer died or hung waits forever inside a collective. A
- * thread per rank watches the time since the last progress mark and, past
- * RUN.STEP_TIMEOUT, says which rank gave up and where, and exits; mpirun
- * then ends the job. (It exits rather than calling MPI from a second thread:
- * MPI runs at MPI_THREAD_FUNNELED.) */
-typedef struct {
-    pthread_mutex_t mu;
-    double last;
-    const char *where;
-    int rank, timeout, stop;
-    pthread_t thread;
-    int started;
-} watchdog;
-
-static void watchdog_mark(watchdog *w, const char *where) {
-    pthread_mutex_lock(&w->mu);
-    w->last = now_s();
-    w->where = where;
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void *watchdog_main(void *arg) {
-    watchdog *w = arg;
-    for (;;) {
-        sleep(1);
-        pthread_mutex_lock(&w->mu);
-        const int stop = w->stop;
-        const double idle = now_s() - w->last;
-        const char *where = w->where;
-        pthread_mutex_unlock(&w->mu);
-        if (stop) return NULL;
-        if (idle > w->timeout) {
-            fprintf(stderr, "mtlora_dist: rank %d: no progress for %.0f s (RUN.STEP_TIMEOUT %d) while "
-                            "%s: a peer rank is lost or hung; stopping the job\n",
-                    w->rank, idle, w->timeout, where);
-            fflush(stderr);
-            _exit(4);
-        }
-    }
-}
-
-/* Test hooks (fault injection for tests/dist_test.py): MTLORA_FAULT_HANG=
- * "rank:step" makes that rank stop responding at that step;
- * MTLORA_FAULT_NAN="rank:first:count" poisons that rank's gradients for
- * `count` steps from `first`. */
-static int fault_pair(const char *env, int rank, long step) {
-    const char *v = getenv(env);
-    int r;
-    long first, count = 1;
-    if (!v || sscanf(v, "%d:%ld:%ld", &r, &first, &count) < 2) return 0;
-    return r == rank && step >= first && step < first + count;
 }
 
 static double now_s(void) {
@@ -299,122 +246,6 @@ static void targets_from(const mt_config *c, mt_targets *tg, uint8_t *semseg, ui
         case MT_TASK_NORMALS: tg->values[t] = normals; break;
         case MT_TASK_EDGE: tg->values[t] = edge; break;
         }
-}
-
-/* ------------------------------------------------------------ logging */
-
-typedef struct {
-    FILE *jsonl, *csv, *eval_csv;
-    metrics_post *post;
-    int quiet, tty, bar_open;
-} reporter;
-
-/* Appends to a record buffer; truncation only shortens a log line. */
-static void appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
-    if (*len >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    const int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
-    va_end(ap);
-    if (k > 0) *len = *len + (size_t)k < cap ? *len + (size_t)k : cap;
-}
-
-/* Whether the user watches a terminal. Open MPI gives every rank a pseudo
- * terminal even when mpirun's own output goes to a file or a pipe, so under
- * mpirun the question is asked of mpirun's output (the parent's fd 1). */
-static int terminal_output(void) {
-    if (!isatty(1)) return 0;
-    if (!getenv("OMPI_COMM_WORLD_SIZE")) return 1;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd/1", (int)getppid());
-    const int fd = open(path, O_WRONLY | O_NOCTTY);
-    if (fd < 0) return 0;
-    const int tty = isatty(fd);
-    close(fd);
-    return tty;
-}
-
-/* A line that must not be overwritten by the progress bar. */
-static void report_line_break(reporter *R) {
-    if (R->bar_open) {
-        putchar('\n');
-        R->bar_open = 0;
-    }
-}
-
-/* One JSON record to the JSON-lines file and the metrics endpoint. */
-static void report_json(reporter *R, const char *json) {
-    if (R->jsonl) {
-        fprintf(R->jsonl, "%s\n", json);
-        fflush(R->jsonl);
-    }
-    metrics_post_send(R->post, json);
-}
-
-/* Step statistics reduced over ranks: loss sums, and min/max of times. */
-enum { T_STEP, T_COMPUTE, T_COMM, T_DATA, NT };
-static const char *const time_names[NT] = {"step_s", "compute_s", "comm_exposed_s", "data_wait_s"};
-
-static void log_step(reporter *R, dist_ctx *d, const mt_config *c, long u, long total, int epoch,
-                     double lr, const double *loss_sum, int nloss_samples, const double *times,
-                     double imgs, double elapsed, int skipped) {
-    double tmin[NT], tmax[NT], lsum[MT_MAX_TASKS + 1];
-    MPI_Reduce(times, tmin, NT, MPI_DOUBLE, MPI_MIN, 0, d->sync);
-    MPI_Reduce(times, tmax, NT, MPI_DOUBLE, MPI_MAX, 0, d->sync);
-    MPI_Reduce(loss_sum, lsum, c->ntasks + 1, MPI_DOUBLE, MPI_SUM, 0, d->sync);
-    if (d->rank) return;
-    const double denom = (double)nloss_samples * d->size;
-    const double eta = u > 0 ? elapsed / (double)u * (double)(total - u) : 0.0;
-    if (!R->quiet && R->tty) { /* one updating line with a bar on a terminal */
-        char bar[41];
-        const int fill = total > 0 ? (int)(40.0 * (double)u / (double)total) : 40;
-        for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
-        bar[40] = '\0';
-        printf("\r[%s] %ld/%ld %3.0f%% loss %.4f lr %.2e %.2f img/s comm %.1f%% data %.1f%% ETA "
-               "%02ld:%02ld:%02ld  ",
-               bar, u, total, total ? 100.0 * u / total : 100.0, lsum[0] / denom, lr, imgs,
-               tmax[T_STEP] > 0 ? 100.0 * tmax[T_COMM] / tmax[T_STEP] : 0.0,
-               tmax[T_STEP] > 0 ? 100.0 * tmax[T_DATA] / tmax[T_STEP] : 0.0, (long)eta / 3600,
-               ((long)eta / 60) % 60, (long)eta % 60);
-        R->bar_open = 1;
-        fflush(stdout);
-    } else if (!R->quiet) {
-        printf("step %ld/%ld epoch %d lr %.3e loss %.4f (", u, total, epoch, lr, lsum[0] / denom);
-        for (int t = 0; t < c->ntasks; t++) printf("%s%s %.4f", t ? " " : "", c->tasks[t], lsum[1 + t] / denom);
-        printf(") step %.3f-%.3f s: compute %.3f-%.3f, comm exposed %.3f-%.3f, data wait %.3f-%.3f; "
-               "%.2f img/s; ETA %.0f s%s\n",
-               tmin[T_STEP], tmax[T_STEP], tmin[T_COMPUTE], tmax[T_COMPUTE], tmin[T_COMM],
-               tmax[T_COMM], tmin[T_DATA], tmax[T_DATA], imgs, eta,
-               skipped ? " (non-finite steps skipped so far: see log)" : "");
-        fflush(stdout);
-    }
-    char rec[4096];
-    size_t n = 0;
-    appendf(rec, sizeof rec, &n, "{\"step\": %ld, \"epoch\": %d, \"lr\": %.6e, \"loss\": %.6f", u, epoch,
-            lr, lsum[0] / denom);
-    for (int t = 0; t < c->ntasks; t++)
-        appendf(rec, sizeof rec, &n, ", \"loss_%s\": %.6f", c->tasks[t], lsum[1 + t] / denom);
-    for (int k = 0; k < NT; k++)
-        appendf(rec, sizeof rec, &n, ", \"%s_min\": %.6f, \"%s_max\": %.6f", time_names[k], tmin[k],
-                time_names[k], tmax[k]);
-    appendf(rec, sizeof rec, &n, ", \"images_per_s\": %.4f, \"skipped_steps\": %d, \"ranks\": %d}",
-            imgs, skipped, d->size);
-    report_json(R, rec);
-    if (R->csv) {
-        if (ftell(R->csv) == 0) { /* header once per file */
-            fprintf(R->csv, "step,epoch,lr,loss");
-            for (int t = 0; t < c->ntasks; t++) fprintf(R->csv, ",loss_%s", c->tasks[t]);
-            for (int k = 0; k < NT; k++) fprintf(R->csv, ",%s_min,%s_max", time_names[k], time_names[k]);
-            fprintf(R->csv, ",images_per_s,skipped_steps,ranks\n");
-        }
-        fprintf(R->csv, "%ld,%d,%.6e,%.6f", u, epoch, lr, lsum[0] / denom);
-        for (int t = 0; t < c->ntasks; t++) fprintf(R->csv, ",%.6f", lsum[1 + t] / denom);
-        for (int k = 0; k < NT; k++) fprintf(R->csv, ",%.6f,%.6f", tmin[k], tmax[k]);
-        fprintf(R->csv, ",%.4f,%d,%d\n", imgs, skipped, d->size);
-        fflush(R->csv);
-    }
 }
 
 /* ------------------------------------------------------------ the run */
@@ -856,12 +687,7 @@ static int bench_report(run_state *s) {
 static int setup_and_train(run_state *s, const args *a) {
     char err[ERRLEN];
     mt_config *c = &s->cfg;
-    pthread_mutex_init(&s->wd.mu, NULL);
-    s->wd.rank = s->d.rank;
-    s->wd.timeout = c->run.step_timeout;
-    watchdog_mark(&s->wd, "starting up");
-    if (c->run.step_timeout > 0 && pthread_create(&s->wd.thread, NULL, watchdog_main, &s->wd) == 0)
-        s->wd.started = 1;
+    watchdog_start(&s->wd, s->d.rank, c->run.step_timeout);
     if (dist_check_same(&s->d, dist_hash(c, sizeof *c), "configuration (config file, --opts, --tasks)",
                         err, sizeof err))
         return fail_all(s, err);
@@ -990,12 +816,7 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     rc = setup_and_train(&s, &a);
-    if (s.wd.started) {
-        pthread_mutex_lock(&s.wd.mu);
-        s.wd.stop = 1;
-        pthread_mutex_unlock(&s.wd.mu);
-        pthread_join(s.wd.thread, NULL);
-    }
+    watchdog_stop(&s.wd);
     loader_close(s.loader);
     owned_free(&s.own);
     buckets_free(s.buckets);
