@@ -145,21 +145,37 @@ static mt_status mat_matrix(const matvar_t *v, const char *path, const char *wha
     return MT_OK;
 }
 
-static mt_status mat_open(mat_t **mat, const char *path, char *err, size_t errlen) {
+/* Opens a MAT file; a v7.3 (HDF5) file is read under mat_lock until
+ * mat_close. */
+static mt_status mat_open(mat_t **mat, int *locked, const char *path, char *err, size_t errlen) {
+    *locked = 0;
     if (access(path, R_OK) != 0) return mt_errf(err, errlen, MT_ERR_IO, "%s: %s", path, strerror(errno));
+    if (mat_is_hdf5(path)) {
+        pthread_mutex_lock(&mat_lock);
+        *locked = 1;
+    }
     *mat = Mat_Open(path, MAT_ACC_RDONLY);
-    if (!*mat)
+    if (!*mat) {
+        if (*locked) pthread_mutex_unlock(&mat_lock);
+        *locked = 0;
         return mt_errf(err, errlen, MT_ERR_FORMAT, "%s: not a readable MATLAB file (corrupt or truncated?)",
                        path);
+    }
     return MT_OK;
 }
 
-static mt_status read_labelmap_unlocked(const char *root, const char *id, int32_t **lm, int *h,
-                                      int *w, char *err, size_t errlen) {
+static void mat_close(mat_t *mat, int locked) {
+    Mat_Close(mat);
+    if (locked) pthread_mutex_unlock(&mat_lock);
+}
+
+static mt_status read_labelmap(const char *root, const char *id, int32_t **lm, int *h, int *w,
+                               char *err, size_t errlen) {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/pascal-context/trainval/%s.mat", root, id);
     mat_t *mat;
-    mt_status st = mat_open(&mat, path, err, errlen);
+    int locked;
+    mt_status st = mat_open(&mat, &locked, path, err, errlen);
     if (st) return st;
     matvar_t *v = Mat_VarRead(mat, "LabelMap");
     if (!v)
@@ -167,20 +183,10 @@ static mt_status read_labelmap_unlocked(const char *root, const char *id, int32_
     else
         st = mat_matrix(v, path, "LabelMap", lm, h, w, err, errlen);
     Mat_VarFree(v);
-    Mat_Close(mat);
+    mat_close(mat, locked);
     return st;
 }
 
-static mt_status read_labelmap(const char *root, const char *id, int32_t **lm, int *h, int *w,
-                               char *err, size_t errlen) {
-    char path[PATH_LEN];
-    snprintf(path, sizeof path, "%s/pascal-context/trainval/%s.mat", root, id);
-    const int lock = mat_is_hdf5(path);
-    if (lock) pthread_mutex_lock(&mat_lock);
-    mt_status st = read_labelmap_unlocked(root, id, lm, h, w, err, errlen);
-    if (lock) pthread_mutex_unlock(&mat_lock);
-    return st;
-}
 
 /* --------------------------------------------------------------- labels */
 
@@ -332,12 +338,13 @@ static int mat_string(const matvar_t *v, char *out, size_t outlen) {
     return 0;
 }
 
-static mt_status load_parts_unlocked(const char *root, const char *id, const mt_image8 *img,
-                                   int resize, uint8_t **out, char *err, size_t errlen) {
+static mt_status load_parts(const char *root, const char *id, const mt_image8 *img, int resize,
+                            uint8_t **out, char *err, size_t errlen) {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/human_parts/%s.mat", root, id);
     mat_t *mat;
-    mt_status st = mat_open(&mat, path, err, errlen);
+    int locked;
+    mt_status st = mat_open(&mat, &locked, path, err, errlen);
     if (st) return st;
     matvar_t *anno = Mat_VarRead(mat, "anno");
     matvar_t *objs = field(anno, "objects", 0);
@@ -401,7 +408,7 @@ static mt_status load_parts_unlocked(const char *root, const char *id, const mt_
         }
     }
     Mat_VarFree(anno);
-    Mat_Close(mat);
+    mat_close(mat, locked);
     if (!st && !target) { /* no annotated person: an all-zero map */
         th = img->h;
         tw = img->w;
@@ -417,16 +424,6 @@ static mt_status load_parts_unlocked(const char *root, const char *id, const mt_
     return MT_OK;
 }
 
-static mt_status load_parts(const char *root, const char *id, const mt_image8 *img, int resize,
-                            uint8_t **out, char *err, size_t errlen) {
-    char path[PATH_LEN];
-    snprintf(path, sizeof path, "%s/human_parts/%s.mat", root, id);
-    const int lock = mat_is_hdf5(path);
-    if (lock) pthread_mutex_lock(&mat_lock);
-    mt_status st = load_parts_unlocked(root, id, img, resize, out, err, errlen);
-    if (lock) pthread_mutex_unlock(&mat_lock);
-    return st;
-}
 
 /* --------------------------------------------------------------- record */
 
