@@ -711,6 +711,11 @@ static int setup_and_train(run_state *s, const args *a) {
     if (dist_check_same(&s->d, dist_hash(bank->trainable, sizeof(float) * bank->n_trainable),
                         "trainable values after broadcast", err, sizeof err))
         return fail_all(s, err);
+    const char *slurm_job = getenv("SLURM_JOB_ID");
+    if (s->d.rank == 0 && slurm_job)
+        printf("mtlora_dist: SLURM job %s, %s tasks, rank 0 is SLURM task %s\n", slurm_job,
+               getenv("SLURM_NTASKS") ? getenv("SLURM_NTASKS") : "?",
+               getenv("SLURM_PROCID") ? getenv("SLURM_PROCID") : "?");
     if (s->d.rank == 0 && !a->quiet) {
         printf("mtlora_dist: model %s, tasks", c->name);
         for (int t = 0; t < c->ntasks; t++) printf(" %s", c->tasks[t]);

@@ -39,3 +39,9 @@ set_tests_properties(lr_reference_cases PROPERTIES FIXTURES_SETUP lr_cases)
 add_test(NAME lr_schedule COMMAND test_lr_schedule)
 set_tests_properties(lr_schedule PROPERTIES FIXTURES_REQUIRED lr_cases
   ENVIRONMENT "MTLORA_LR_CASES=${MTLORA_LR_CASES}")
+
+# A real single-host SLURM cluster running launch/mtlora.sbatch (installs
+# slurm-wlm and munge, starts daemons as root): a named target outside the
+# default run, `ctest --test-dir build -L cluster`.
+add_test(NAME slurm_cluster COMMAND ${CMAKE_SOURCE_DIR}/cluster/slurm/run_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(slurm_cluster PROPERTIES LABELS cluster TIMEOUT 1800)
