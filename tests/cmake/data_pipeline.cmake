@@ -45,3 +45,8 @@ set_tests_properties(lr_schedule PROPERTIES FIXTURES_REQUIRED lr_cases
 # default run, `ctest --test-dir build -L cluster`.
 add_test(NAME slurm_cluster COMMAND ${CMAKE_SOURCE_DIR}/cluster/slurm/run_test.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(slurm_cluster PROPERTIES LABELS cluster TIMEOUT 1800)
+
+# Two hosts made of network namespaces, mpirun across them over TCP, a host
+# lost mid-run (root, ip netns): `ctest --test-dir build -L cluster`.
+add_test(NAME netns_cluster COMMAND ${CMAKE_SOURCE_DIR}/cluster/netns/run_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(netns_cluster PROPERTIES LABELS cluster TIMEOUT 1200)
