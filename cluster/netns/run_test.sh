@@ -15,6 +15,7 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 build="${1:-build}"
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
+command -v ip >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2 >/dev/null
 work=$(mktemp -d /tmp/mtlora-netns.XXXXXX)
 
 cleanup() {
@@ -67,7 +68,7 @@ start_run() { # run directory, wait-for-step, extra args...
   job=$!
   for i in $(seq 600); do grep -q "^step $at/" "$dir.log" 2>/dev/null && break; sleep 0.5; done
 }
-elapsed() { echo "$(date +%s.%N) - $1" | bc; }
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 echo "== 2a. host 2's ranks are killed mid-run"
 long=(--opts TRAIN.EPOCHS 400 RUN.LOG_EVERY 10 RUN.CHECKPOINT_EVERY 20 RUN.STEP_TIMEOUT 10)
