@@ -9,25 +9,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mtlora/hash.h"
 #include "mtlora/safetensors.h"
-
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static uint64_t checksum(const float *tr, const float *m, const float *v, size_t n,
                          const float *buf, size_t nb, const int64_t *state) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv(h, tr, n * sizeof(float));
-    h = fnv(h, m, n * sizeof(float));
-    h = fnv(h, v, n * sizeof(float));
-    h = fnv(h, buf, nb * sizeof(float));
-    return fnv(h, state, 9 * sizeof(int64_t));
+    uint64_t h = MT_FNV1A64_INIT;
+    h = mt_fnv1a64(h, tr, n * sizeof(float));
+    h = mt_fnv1a64(h, m, n * sizeof(float));
+    h = mt_fnv1a64(h, v, n * sizeof(float));
+    h = mt_fnv1a64(h, buf, nb * sizeof(float));
+    return mt_fnv1a64(h, state, 9 * sizeof(int64_t));
 }
 
 static void pack_state(int64_t st[9], const ckpt_state *s) {

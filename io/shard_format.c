@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mtlora/hash.h"
+
 static const char *const task_names[] = {"semseg", "human_parts", "sal", "normals", "edge"};
 enum { NTASK_NAMES = 5 };
 
@@ -57,28 +59,19 @@ void shard_record_free(shard_record *r) {
     memset(r, 0, sizeof *r);
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 uint64_t shard_record_checksum(const shard_record *r) {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = MT_FNV1A64_INIT;
     const size_t px = (size_t)r->h * r->w;
     const int32_t size[2] = {r->h, r->w};
-    h = fnv1a(h, r->id, strnlen(r->id, SHARD_ID_LEN));
-    h = fnv1a(h, size, sizeof size);
-    h = fnv1a(h, r->jpeg, r->jpeg_bytes);
-    if (r->semseg) h = fnv1a(h, r->semseg, px);
-    if (r->human_parts) h = fnv1a(h, r->human_parts, px);
-    if (r->sal) h = fnv1a(h, r->sal, px);
-    if (r->normals) h = fnv1a(h, r->normals, 3 * px);
-    if (r->normals_mask) h = fnv1a(h, r->normals_mask, px);
-    if (r->edge) h = fnv1a(h, r->edge, px);
+    h = mt_fnv1a64(h, r->id, strnlen(r->id, SHARD_ID_LEN));
+    h = mt_fnv1a64(h, size, sizeof size);
+    h = mt_fnv1a64(h, r->jpeg, r->jpeg_bytes);
+    if (r->semseg) h = mt_fnv1a64(h, r->semseg, px);
+    if (r->human_parts) h = mt_fnv1a64(h, r->human_parts, px);
+    if (r->sal) h = mt_fnv1a64(h, r->sal, px);
+    if (r->normals) h = mt_fnv1a64(h, r->normals, 3 * px);
+    if (r->normals_mask) h = mt_fnv1a64(h, r->normals_mask, px);
+    if (r->edge) h = mt_fnv1a64(h, r->edge, px);
     return h;
 }
 

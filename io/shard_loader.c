@@ -232,7 +232,8 @@ static void *producer(void *arg) {
                 publish(L, s, SLOT_ERROR);
                 goto done;
             }
-            if (bi == nb) { /* end of this epoch's batches */
+            if (bi == nb) { /* end of this epoch's batches (loader_open made sure a
+                              * training epoch has at least one) */
                 if (!L->o.train) {
                     publish(L, s, SLOT_END);
                     goto done;
@@ -253,16 +254,6 @@ static void *producer(void *arg) {
             s->st = st;
             publish(L, s, st ? SLOT_ERROR : SLOT_READY);
             if (st) goto done;
-        }
-        if (m / L->o.batch == 0 && L->o.train) { /* no full batch: would spin forever */
-            slot *s = claim_slot(L, q);
-            if (s) {
-                s->st = mt_errf(s->err, ERRLEN, MT_ERR_ARG,
-                                "loader: %lld records for this rank, fewer than one batch of %d",
-                                (long long)m, L->o.batch);
-                publish(L, s, SLOT_ERROR);
-            }
-            goto done;
         }
     }
 done:

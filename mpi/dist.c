@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mtlora/hash.h"
 #include "mtlora/param_bank.h"
 
 static mt_status mpi_fail(char *err, size_t errlen, int rc, const char *what) {
@@ -43,13 +44,7 @@ void dist_free(dist_ctx *d) {
 }
 
 uint64_t dist_hash(const void *data, size_t bytes) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < bytes; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return mt_fnv1a64(MT_FNV1A64_INIT, data, bytes);
 }
 
 mt_status dist_check_same(dist_ctx *d, uint64_t hash, const char *what, char *err, size_t errlen) {
