@@ -120,6 +120,21 @@ static const key_spec KEYS[] = {
     {"MODEL.MTLORA.FC1_ENABLED", K_BOOL, OFF(mtlora.fc1_enabled), 0, 0, NULL},
     {"MODEL.MTLORA.FC2_ENABLED", K_BOOL, OFF(mtlora.fc2_enabled), 0, 0, NULL},
     {"MODEL.MTLORA.DOWNSAMPLER_ENABLED", K_BOOL, OFF(mtlora.downsampler_enabled), 0, 0, NULL},
+    {"MODEL.ADAPTER.KIND", K_STR, OFF(adapter.kind), sizeof(((mt_config *)0)->adapter.kind), 0, NULL},
+    {"MODEL.ADAPTER.QKV", K_STR, OFF(adapter.layer[0]), sizeof(((mt_config *)0)->adapter.layer[0]), 0, NULL},
+    {"MODEL.ADAPTER.PROJ", K_STR, OFF(adapter.layer[1]), sizeof(((mt_config *)0)->adapter.layer[1]), 0, NULL},
+    {"MODEL.ADAPTER.FC1", K_STR, OFF(adapter.layer[2]), sizeof(((mt_config *)0)->adapter.layer[2]), 0, NULL},
+    {"MODEL.ADAPTER.FC2", K_STR, OFF(adapter.layer[3]), sizeof(((mt_config *)0)->adapter.layer[3]), 0, NULL},
+    {"MODEL.ADAPTER.MTL_LORA.NUM_B", K_INT, OFF(adapter.mtl_num_b), 0, 0, NULL},
+    {"MODEL.ADAPTER.MTL_LORA.TAU", K_FLOAT, OFF(adapter.mtl_tau), 0, 0, NULL},
+    {"MODEL.ADAPTER.MTL_LORA.LAMBDA", K_STR, OFF(adapter.mtl_lambda), sizeof(((mt_config *)0)->adapter.mtl_lambda), 0, NULL},
+    {"MODEL.ADAPTER.MTL_LORA.SCALE", K_FLOAT, OFF(adapter.mtl_scale), 0, 0, NULL},
+    {"MODEL.ADAPTER.MTL_LORA.DROPOUT", K_FLOAT, OFF(adapter.mtl_dropout), 0, 0, NULL},
+    {"MODEL.ADAPTER.CGC_LORA.SHARED_EXPERTS", K_INT, OFF(adapter.cgc_shared), 0, 0, NULL},
+    {"MODEL.ADAPTER.CGC_LORA.TASK_EXPERTS", K_INT, OFF(adapter.cgc_task), 0, 0, NULL},
+    {"MODEL.ADAPTER.CGC_LORA.GATE_DIM", K_INT, OFF(adapter.cgc_gate_dim), 0, 0, NULL},
+    {"MODEL.ADAPTER.CGC_LORA.SCALE", K_FLOAT, OFF(adapter.cgc_scale), 0, 0, NULL},
+    {"MODEL.ADAPTER.CGC_LORA.DROPOUT", K_FLOAT, OFF(adapter.cgc_dropout), 0, 0, NULL},
     {"TRAIN.START_EPOCH", K_INT, OFF(start_epoch), 0, 0, NULL},
     {"TRAIN.EPOCHS", K_INT, OFF(epochs), 0, 0, NULL},
     {"TRAIN.WARMUP_EPOCHS", K_INT, OFF(warmup_epochs), 0, 0, NULL},
@@ -239,6 +254,18 @@ void mt_config_default(mt_config *c) {
     c->run.lr_scaling = 1;
     c->run.step_timeout = 900;
     c->run.max_bad_steps = 5;
+    /* adapter kinds: defaults of docs/adapters.md */
+    snprintf(c->adapter.kind, sizeof c->adapter.kind, "mtlora");
+    c->adapter.mtl_num_b = 3;
+    c->adapter.mtl_tau = 0.1f;
+    snprintf(c->adapter.mtl_lambda, sizeof c->adapter.mtl_lambda, "full");
+    c->adapter.mtl_scale = 2.0f;
+    c->adapter.mtl_dropout = 0.05f;
+    c->adapter.cgc_shared = 0;
+    c->adapter.cgc_task = 1;
+    c->adapter.cgc_gate_dim = 64;
+    c->adapter.cgc_scale = 2.0f;
+    c->adapter.cgc_dropout = 0.1f;
 }
 
 /* The built-in model: the official mtlora_tiny_448_r64_scale4_pertask.yaml
@@ -683,6 +710,104 @@ static const mt_named_list *find_list(const mt_named_list *l, int n, const char 
     return NULL;
 }
 
+static const char *const ADAPTER_NAMES[] = {"none", "mtlora", "lora", "mtl_lora", "cgc_lora"};
+static const char *const LAYER_KEYS[MT_LAYER_KINDS] = {"QKV", "PROJ", "FC1", "FC2"};
+
+const char *mt_adapter_kind_name(mt_adapter_kind k) {
+    return (unsigned)k < sizeof ADAPTER_NAMES / sizeof ADAPTER_NAMES[0] ? ADAPTER_NAMES[k] : "?";
+}
+
+static int adapter_kind_parse(const char *s, mt_adapter_kind *out) {
+    for (size_t i = 0; i < sizeof ADAPTER_NAMES / sizeof ADAPTER_NAMES[0]; i++)
+        if (!strcmp(s, ADAPTER_NAMES[i])) {
+            *out = (mt_adapter_kind)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* MODEL.ADAPTER.*: the kind of every layer kind, the baselines, and what
+ * they imply for MODEL.MTLORA.ENABLED (the adapters take their ranks from
+ * MODEL.MTLORA.R). */
+static mt_status finalize_adapter(mt_config *c, char *err, size_t errlen) {
+    mt_adapter_config *a = &c->adapter;
+    mt_mtlora_config *m = &c->mtlora;
+    mt_adapter_kind def = MT_ADAPTER_MTLORA;
+    a->baseline = MT_BASELINE_NONE;
+    if (!strcmp(a->kind, "full_ft")) {
+        a->baseline = MT_BASELINE_FULL_FT;
+        m->enabled = 0;
+    } else if (!strcmp(a->kind, "decoders_only")) {
+        a->baseline = MT_BASELINE_DECODERS_ONLY;
+        m->enabled = 0;
+    } else if (adapter_kind_parse(a->kind, &def) || def == MT_ADAPTER_NONE) {
+        return fail(err, errlen, MT_ERR_ARG,
+                    "MODEL.ADAPTER.KIND: unknown kind '%s' (known: mtlora, lora, mtl_lora, "
+                    "cgc_lora, full_ft, decoders_only)", a->kind);
+    } else if (def == MT_ADAPTER_MTLORA) {
+        /* the official switch: MODEL.MTLORA.ENABLED False is full fine-tuning */
+        if (!m->enabled) a->baseline = MT_BASELINE_FULL_FT;
+    } else {
+        m->enabled = 1;
+    }
+    const int on[MT_LAYER_KINDS] = {m->qkv_enabled, m->proj_enabled, m->fc1_enabled,
+                                    m->fc2_enabled};
+    a->paths = 1;
+    for (int k = 0; k < MT_LAYER_KINDS; k++) {
+        mt_adapter_kind lk = def;
+        if (a->layer[k][0] && adapter_kind_parse(a->layer[k], &lk))
+            return fail(err, errlen, MT_ERR_ARG,
+                        "MODEL.ADAPTER.%s: unknown kind '%s' (known: none, mtlora, lora, mtl_lora, "
+                        "cgc_lora; empty: MODEL.ADAPTER.KIND)", LAYER_KEYS[k], a->layer[k]);
+        if (a->baseline != MT_BASELINE_NONE) {
+            if (a->layer[k][0] && lk != MT_ADAPTER_NONE)
+                return fail(err, errlen, MT_ERR_ARG,
+                            "MODEL.ADAPTER.%s: '%s' with the %s baseline (no adapters)",
+                            LAYER_KEYS[k], a->layer[k],
+                            a->baseline == MT_BASELINE_FULL_FT ? "full_ft" : "decoders_only");
+            lk = MT_ADAPTER_NONE;
+        } else if ((def == MT_ADAPTER_MTLORA) != (lk == MT_ADAPTER_MTLORA) && lk != MT_ADAPTER_NONE) {
+            return fail(err, errlen, MT_ERR_ARG,
+                        "MODEL.ADAPTER.%s: '%s' cannot be combined with %s (mtlora's task paths "
+                        "are its own; mix mtlora only with none)", LAYER_KEYS[k],
+                        mt_adapter_kind_name(lk), def == MT_ADAPTER_MTLORA ? "KIND mtlora" : "mtlora");
+        }
+        if (!on[k]) lk = MT_ADAPTER_NONE; /* MODEL.MTLORA.<LAYER>_ENABLED False */
+        a->layer_kind[k] = lk;
+        if (lk == MT_ADAPTER_MTL_LORA || lk == MT_ADAPTER_CGC_LORA) a->paths = c->ntasks;
+    }
+    if (def == MT_ADAPTER_MTLORA && a->baseline == MT_BASELINE_NONE) {
+        /* MODEL.ADAPTER.<LAYER>: none switches the layer kind off as
+         * MODEL.MTLORA.<LAYER>_ENABLED False does */
+        m->qkv_enabled = a->layer_kind[MT_LAYER_QKV] != MT_ADAPTER_NONE;
+        m->proj_enabled = a->layer_kind[MT_LAYER_PROJ] != MT_ADAPTER_NONE;
+        m->fc1_enabled = a->layer_kind[MT_LAYER_FC1] != MT_ADAPTER_NONE;
+        m->fc2_enabled = a->layer_kind[MT_LAYER_FC2] != MT_ADAPTER_NONE;
+    }
+    if (strcmp(a->mtl_lambda, "full") && strcmp(a->mtl_lambda, "diag"))
+        return fail(err, errlen, MT_ERR_ARG, "MODEL.ADAPTER.MTL_LORA.LAMBDA: '%s' is not full or diag",
+                    a->mtl_lambda);
+    a->mtl_diag = !strcmp(a->mtl_lambda, "diag");
+    if (a->mtl_num_b < 1 || a->mtl_num_b > 16)
+        return fail(err, errlen, MT_ERR_ARG, "MODEL.ADAPTER.MTL_LORA.NUM_B %d not in 1..16",
+                    a->mtl_num_b);
+    if (!(a->mtl_tau > 0.0f))
+        return fail(err, errlen, MT_ERR_ARG, "MODEL.ADAPTER.MTL_LORA.TAU must be positive");
+    if (!(a->mtl_dropout >= 0.0f && a->mtl_dropout < 1.0f) ||
+        !(a->cgc_dropout >= 0.0f && a->cgc_dropout < 1.0f))
+        return fail(err, errlen, MT_ERR_ARG,
+                    "MODEL.ADAPTER.MTL_LORA.DROPOUT and CGC_LORA.DROPOUT must be in [0, 1)");
+    if (a->cgc_shared < 0 || a->cgc_shared > 16 || a->cgc_task < 1 || a->cgc_task > 4)
+        return fail(err, errlen, MT_ERR_ARG,
+                    "MODEL.ADAPTER.CGC_LORA: SHARED_EXPERTS must be in 0..16 (0: one per task), "
+                    "TASK_EXPERTS in 1..4");
+    if (a->cgc_gate_dim < 1 || a->cgc_gate_dim > 4096)
+        return fail(err, errlen, MT_ERR_ARG, "MODEL.ADAPTER.CGC_LORA.GATE_DIM %d not in 1..4096",
+                    a->cgc_gate_dim);
+    a->n_shared_experts = a->cgc_shared ? a->cgc_shared : c->ntasks;
+    return MT_OK;
+}
+
 mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
     mt_status st;
     if (c->raw.n_depths < 1 || c->raw.n_depths > MT_MAX_STAGES)
@@ -736,6 +861,7 @@ mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
         c->num_outputs[t] = TASK_INFO[k].outputs;
         c->loss_weight[t] = TASK_INFO[k].weight;
     }
+    if ((st = finalize_adapter(c, err, errlen))) return st;
     mt_mtlora_config *m = &c->mtlora;
     if (m->enabled) {
         float tmp[MT_MAX_STAGES];

@@ -19,6 +19,7 @@ void mt_model_destroy(mt_model *m) {
         free(m->a.blocks[s]);
     }
     param_bank_free(&m->bank);
+    free(m->adapter_mem);
     free(m->reported);
     free(m);
 }
@@ -63,6 +64,7 @@ mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uin
             if ((st = swin_attn_mask(ctx, blk->mask, blk->H, blk->W, blk->ws, blk->shift))) goto fail;
         }
     if ((st = model_init_params(m, ctx, seed))) goto fail;
+    if ((st = adapter_alloc(m, ctx))) goto fail;
     if (!m->task_paths && m->cfg.mtlora.enabled) {
         /* fc2 without task terms: the proj and fc1 task terms exist but
          * their outputs are dropped, so they never get a gradient. */
@@ -127,8 +129,7 @@ static mt_status merge_forward(mt_ctx *ctx, const swin_stage *st, merge_acts *ma
     if (!red->r) return MT_OK;
     MT_CHECK(lora_dropout_apply(ctx, ma->normed_d, ma->normed, (size_t)mrows * 4 * C, red->dropout,
                                 training, seed, site));
-    return lora_delta_forward(ctx, ma->out, NULL, ma->mid, ma->normed_d, red->A.v, red->B.v, red->scale,
-                              mrows, 4 * C, 2 * C, red->r);
+    return adapter_delta_forward(ctx, red, ma->out, NULL, ma->mid, ma->normed_d, mrows);
 }
 
 static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_acts *ma,
@@ -161,20 +162,30 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
     m->trained_forward = m->have_loss_grad = 0;
     const mt_config *c = &m->cfg;
     model_acts *a = &m->a;
+    MT_CHECK(adapter_prepare(m, ctx));
     patch_embed_weights pw = {m->pe_w.v, m->pe_b.v, m->pe_nw.v, m->pe_nb.v};
     MT_CHECK(patch_embed_forward(ctx, a->pe_out, a->pe_conv, a->pe_mean, a->pe_var, images, pw, B,
                                  c->in_chans, m->S, m->S, c->embed_dim, c->patch_size));
-    const float *x = a->pe_out;
+    /* With task-dependent adapters the encoder runs one path per task, as a
+     * batch of P * B images: path p is rows [p B, (p + 1) B). */
+    const int Be = m->P * B;
+    const size_t pe_n = (size_t)B * m->grid0 * m->grid0 * c->embed_dim;
+    for (int p = 1; p < m->P; p++) mt_copy(a->pe_rep + p * pe_n, a->pe_out, pe_n);
+    if (m->P > 1) mt_copy(a->pe_rep, a->pe_out, pe_n);
+    const float *x = m->P > 1 ? a->pe_rep : a->pe_out;
     for (int s = 0; s < m->L; s++) {
         const swin_stage *st = &m->stages[s];
         for (int b = 0; b < st->depth; b++) {
-            MT_CHECK(swin_block_forward(ctx, &st->blocks[b], &a->blocks[s][b], a, x, B, training,
+            MT_CHECK(swin_block_forward(ctx, &st->blocks[b], &a->blocks[s][b], a, x, Be, training,
                                         seed));
             x = a->blocks[s][b].out;
         }
         const block_acts *last = &a->blocks[s][st->depth - 1];
+        /* path t's slice of a shared tensor */
+        const size_t fs = (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s];
+        const size_t path_off = m->P > 1 ? fs : 0;
         if (st->has_merge) {
-            MT_CHECK(merge_forward(ctx, st, &a->merge[s][0], last->out, B, training, seed,
+            MT_CHECK(merge_forward(ctx, st, &a->merge[s][0], last->out, Be, training, seed,
                                    merge_site(s, 0)));
             for (int t = 0; t < m->T; t++) {
                 if (m->task_paths) {
@@ -182,12 +193,13 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
                                            training, seed, merge_site(s, 1 + t)));
                     a->feat[t][s] = a->merge[s][1 + t].out;
                 } else {
-                    a->feat[t][s] = a->merge[s][0].out;
+                    a->feat[t][s] = a->merge[s][0].out + t * path_off;
                 }
             }
             x = a->merge[s][0].out;
         } else {
-            for (int t = 0; t < m->T; t++) a->feat[t][s] = m->task_paths ? last->out_t[t] : last->out;
+            for (int t = 0; t < m->T; t++)
+                a->feat[t][s] = m->task_paths ? last->out_t[t] : last->out + t * path_off;
         }
     }
     for (int t = 0; t < m->T; t++) MT_CHECK(decoder_forward(ctx, m, t, B, training));
@@ -294,6 +306,7 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
     model_acts *a = &m->a;
     grad_work *w = &m->w;
     memset(m->reported, 0, (size_t)m->bank.count);
+    adapter_zero_grads(m);
     for (int t = 0; t < m->T; t++) {
         for (int s = 0; s < m->L; s++)
             mt_zero(w->d_feat[t][s], (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
@@ -301,25 +314,31 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
         if (m->grad_ready) m->grad_ready(m->grad_ready_user, 0, 0);
     }
     report_ready(m, "!backbone.");
+    if (!m->backbone_trains) { /* decoders only: nothing in the encoder trains */
+        report_ready(m, NULL);
+        return MT_OK;
+    }
     float *dc = w->d_cur, *dp = w->d_prev;
+    const int Be = m->P * B;
     for (int s = m->L - 1; s >= 0; s--) {
         const swin_stage *st = &m->stages[s];
-        const size_t n = (size_t)B * st->H * st->W * st->dim;
+        const size_t n = (size_t)Be * st->H * st->W * st->dim;
+        const size_t fs = (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s];
+        const size_t path_off = m->P > 1 ? fs : 0;
         /* dc: gradient w.r.t. the last block's shared output */
         if (st->has_merge) {
             /* dc holds the gradient w.r.t. the merged output (next stage's input) */
             if (!m->task_paths)
                 for (int t = 0; t < m->T; t++)
-                    mt_add_inplace(dc, w->d_feat[t][s], (size_t)B * m->feat_res[s] *
-                                                            m->feat_res[s] * m->feat_dim[s]);
+                    mt_add_inplace(dc + t * path_off, w->d_feat[t][s], fs);
             mt_zero(dp, n);
-            MT_CHECK(merge_backward(ctx, st, &a->merge[s][0], w, dp, dc, B, training, seed,
+            MT_CHECK(merge_backward(ctx, st, &a->merge[s][0], w, dp, dc, Be, training, seed,
                                     merge_site(s, 0)));
             float *tmp = dc; dc = dp; dp = tmp;
         } else {
             mt_zero(dc, n);
             if (!m->task_paths)
-                for (int t = 0; t < m->T; t++) mt_add_inplace(dc, w->d_feat[t][s], n);
+                for (int t = 0; t < m->T; t++) mt_add_inplace(dc + t * path_off, w->d_feat[t][s], fs);
         }
         if (m->task_paths)
             for (int t = 0; t < m->T; t++) {
@@ -334,11 +353,17 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
             }
         for (int b = st->depth - 1; b >= 0; b--) {
             const float *x_in = b > 0 ? a->blocks[s][b - 1].out
-                                : s > 0 ? a->merge[s - 1][0].out : a->pe_out;
+                                : s > 0 ? a->merge[s - 1][0].out
+                                : m->P > 1 ? a->pe_rep : a->pe_out;
             mt_zero(dp, n);
-            MT_CHECK(swin_block_backward(ctx, &st->blocks[b], &a->blocks[s][b], w, x_in, dp, dc,
-                                         b == st->depth - 1 ? w->d_out_t : NULL, B, training,
+            const swin_block *blk = &st->blocks[b];
+            MT_CHECK(swin_block_backward(ctx, blk, &a->blocks[s][b], w, x_in, dp, dc,
+                                         b == st->depth - 1 ? w->d_out_t : NULL, Be, training,
                                          seed));
+            MT_CHECK(adapter_layer_grads(m, ctx, &blk->qkv));
+            MT_CHECK(adapter_layer_grads(m, ctx, &blk->proj));
+            MT_CHECK(adapter_layer_grads(m, ctx, &blk->fc1));
+            MT_CHECK(adapter_layer_grads(m, ctx, &blk->fc2));
             float *tmp = dc; dc = dp; dp = tmp;
             /* a progress point: lets the caller drive its pending messages */
             if (m->grad_ready) m->grad_ready(m->grad_ready_user, 0, 0);
@@ -347,7 +372,10 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
         snprintf(prefix, sizeof prefix, "backbone.layers.%d.", s);
         report_ready(m, prefix);
     }
-    /* dc: gradient w.r.t. the patch embedding output */
+    /* dc: gradient w.r.t. the patch embedding output, summed over paths */
+    const size_t pe_n = (size_t)B * m->grid0 * m->grid0 * c->embed_dim;
+    for (int p = 1; p < m->P; p++) mt_add_inplace(dc, dc + p * pe_n, pe_n);
+    MT_CHECK(adapter_gate_grads(m, ctx));
     patch_embed_weights pw = {m->pe_w.v, m->pe_b.v, m->pe_nw.v, m->pe_nb.v};
     patch_embed_grads pg = {m->pe_w.g, m->pe_b.g, m->pe_nw.g, m->pe_nb.g};
     MT_CHECK(patch_embed_backward(ctx, NULL, pg, dc, m->images, a->pe_conv, a->pe_mean, a->pe_var,
@@ -399,7 +427,7 @@ mt_flops mt_model_flops(const mt_model *m) {
     bwd += m->pe_w.g ? pe : 0.0;
     for (int s = 0; s < m->L; s++) {
         const swin_stage *st = &m->stages[s];
-        double rows = (double)st->H * st->W;
+        double rows = (double)st->H * st->W * m->P; /* every path's rows */
         for (int b = 0; b < st->depth; b++) {
             const swin_block *blk = &st->blocks[b];
             lin_macs(&blk->qkv, rows, &fwd, &bwd);
@@ -415,6 +443,7 @@ mt_flops mt_model_flops(const mt_model *m) {
             for (int p = 0; p < paths; p++) lin_macs(&st->reduction, rows / 4, &fwd, &bwd);
         }
     }
+    if (!m->backbone_trains) bwd = 0.0; /* decoders only: no encoder backward */
     for (int t = 0; t < m->T; t++) {
         const task_decoder *d = &m->dec[t];
         double hw0 = (double)m->feat_res[0] * m->feat_res[0], dec = 0.0;

@@ -28,10 +28,13 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
     a->pe_mean = take(ar, rows0);
     a->pe_var = take(ar, rows0);
     a->pe_out = take(ar, rows0 * c->embed_dim);
+    /* the encoder runs every path as one batch of P * B images */
+    const size_t Be = (size_t)m->P * B;
+    a->pe_rep = m->P > 1 ? take(ar, Be * m->grid0 * m->grid0 * c->embed_dim) : NULL;
     size_t max_n = 0, max_n4 = 0;
     for (int s = 0; s < m->L; s++) {
         swin_stage *st = &m->stages[s];
-        size_t rows = (size_t)B * st->H * st->W, C = (size_t)st->dim;
+        size_t rows = Be * st->H * st->W, C = (size_t)st->dim;
         size_t hid = (size_t)(st->dim * c->mlp_ratio), n = rows * C;
         if (n > max_n) max_n = n;
         if (rows * hid > max_n4) max_n4 = rows * hid;
@@ -127,7 +130,7 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     size_t max_n = 0, max_n4 = 0, max_3n = 0;
     for (int s = 0; s < m->L; s++) {
         const swin_stage *st = &m->stages[s];
-        size_t rows = (size_t)B * st->H * st->W, n = rows * st->dim;
+        size_t rows = (size_t)m->P * B * st->H * st->W, n = rows * st->dim;
         size_t n4 = rows * (size_t)(st->dim * c->mlp_ratio);
         if (n > max_n) max_n = n;
         if (n4 > max_n4) max_n4 = n4;

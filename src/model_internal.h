@@ -16,11 +16,20 @@ typedef struct {
     float *v, *g; /* value; gradient (NULL when not trainable or absent) */
 } ptensor;
 
-/* A linear layer as MTLoRALinear: frozen base W x + b, a shared low-rank
- * term on the dropped-out input, and task low-rank terms. */
+#define CGC_MAX_EXPERTS 20 /* S + P of one task */
+
+/* A linear layer with its adapter (docs/adapters.md): frozen base W x + b
+ * plus a low-rank term on the dropped-out input.
+ *  MT_ADAPTER_LORA / MTLORA: the shared term s B A (A, B); MTLoRA adds the
+ *    task terms of the last block of a stage (ntask > 0).
+ *  MT_ADAPTER_MTL_LORA / CGC_LORA: task-dependent; the rows split into
+ *    `paths` equal parts, part p computed for task p as s K_p (A_p x) with
+ *    A_p [r, in] and K_p [out, r] materialised from the parameters once per
+ *    forward (adapter.c); r is then the effective rank. */
 typedef struct {
     int in, out;
     ptensor w, b;
+    mt_adapter_kind kind; /* MT_ADAPTER_NONE: r == 0 */
     int r;
     float scale, dropout;
     ptensor A, B;
@@ -28,6 +37,15 @@ typedef struct {
     int rt[T_MAX];
     float st[T_MAX];
     ptensor At[T_MAX], Bt[T_MAX];
+    /* task-dependent kinds */
+    int paths;
+    int nb, diag;        /* mtl_lora: up-projections, diagonal Lambda */
+    float tau;
+    ptensor Bn, lam, mix; /* mtl_lora: [nb, out, r], [T, r, r] or [T, r], [T, nb] */
+    int ns, np, re;      /* cgc_lora: shared experts, experts per task, expert rank */
+    ptensor EA, EB, TA, TB; /* cgc_lora: [ns, re, in], [ns, out, re], [T np, re, in], [T np, out, re] */
+    float *effA[T_MAX], *effK[T_MAX], *effM[T_MAX]; /* materialised; effM: mtl's mixed B */
+    float *effdA[T_MAX], *effdK[T_MAX];             /* their gradients, per backward */
 } lora_linear;
 
 typedef struct {
@@ -76,6 +94,7 @@ typedef struct {
 typedef struct {
     /* patch embedding */
     float *pe_conv, *pe_mean, *pe_var, *pe_out;
+    float *pe_rep; /* P copies of pe_out when the encoder has P > 1 paths */
     block_acts *blocks[L_MAX];
     merge_acts merge[L_MAX][1 + T_MAX]; /* path 0 shared, 1 + t task t */
     decoder_acts dec[T_MAX];
@@ -105,6 +124,15 @@ struct mt_model {
     task_decoder dec[T_MAX];
     int feat_dim[L_MAX], feat_res[L_MAX];
     int task_paths; /* 1 when the last block of each stage has task paths */
+    int P;          /* encoder paths (adapter.paths): the encoder runs on P * B rows */
+    int backbone_trains; /* 0: decoders-only, the backward stops at the decoders */
+    /* cgc_lora's gate, one for the model: softmax(G E[t]) per task */
+    ptensor gate_E, gate_G;
+    int gate_dim, gate_n;
+    float gate_p[T_MAX][CGC_MAX_EXPERTS];
+    double gate_dp[T_MAX][CGC_MAX_EXPERTS];
+    float *adapter_mem; /* effA/effK/effM/effdA/effdK of every task-dependent layer */
+    size_t adapter_floats;
     /* activations for batch `B` */
     int B, trained_forward, have_loss_grad;
     const float *images;
@@ -140,6 +168,24 @@ mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in, f
                                int d_tmp_holds, const float *dy, const float *in_d,
                                const float *mid, int rows, int training, uint64_t seed,
                                uint64_t site);
+
+/* adapter.c: the low-rank term of any adapter kind, and the per-forward
+ * materialisation of the task-dependent kinds. */
+mt_status adapter_delta_forward(mt_ctx *ctx, const lora_linear *l, float *y, const float *base,
+                                float *mid, const float *x, int rows);
+mt_status adapter_delta_backward(mt_ctx *ctx, const lora_linear *l, float *dx, const float *dy,
+                                 const float *x, const float *mid, int rows, int accumulate);
+/* Every adapted layer of the model, in a fixed order (for walks). */
+int model_adapted_layers(mt_model *m, lora_linear **out, int cap);
+mt_status adapter_alloc(mt_model *m, mt_ctx *ctx);
+mt_status adapter_prepare(mt_model *m, mt_ctx *ctx);
+void adapter_zero_grads(mt_model *m);
+/* Maps a layer's materialised gradients onto its parameters' (and adds
+ * cgc's gate share into m->gate_dp). */
+mt_status adapter_layer_grads(mt_model *m, mt_ctx *ctx, const lora_linear *l);
+mt_status adapter_gate_grads(mt_model *m, mt_ctx *ctx);
+/* dW (out x in) = the layer's total low-rank update for task t (path t). */
+mt_status adapter_task_delta(mt_model *m, mt_ctx *ctx, const lora_linear *l, int t, float *dW);
 
 /* decoder.c */
 mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training);

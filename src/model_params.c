@@ -20,6 +20,7 @@ typedef struct {
  * the name, exactly as the official code does them). */
 static int is_trainable(const mt_config *c, const char *name) {
     if (strncmp(name, "backbone.", 9)) return 1;
+    if (c->adapter.baseline == MT_BASELINE_DECODERS_ONLY) return 0;
     if (!c->mtlora.enabled || !c->mtlora.freeze_pretrained) return 1;
     if (strstr(name, "lora_")) return 1;
     if (!c->freeze_patch_embed && strstr(name, "patch_embed")) return 1;
@@ -54,7 +55,27 @@ static mt_status lora_linear_params(reg *r, lora_linear *l, const char *p, int w
                                     int has_bias, const char *const *tasks) {
     char n[MT_PARAM_NAME_LEN];
     const char *lin = with_lora ? ".linear" : "";
-    if (with_lora) {
+    const int T = r->m->T;
+    if (l->kind == MT_ADAPTER_MTL_LORA) {
+        snprintf(n, sizeof n, "%s.lora_A", p);
+        PARAM(r, &l->A, n, 2, l->r, l->in, 0, 0);
+        snprintf(n, sizeof n, "%s.lora_B", p);
+        PARAM(r, &l->Bn, n, 3, l->nb, l->out, l->r, 0);
+        snprintf(n, sizeof n, "%s.lora_lambda", p);
+        if (l->diag) PARAM(r, &l->lam, n, 2, T, l->r, 0, 0);
+        else PARAM(r, &l->lam, n, 3, T, l->r, l->r, 0);
+        snprintf(n, sizeof n, "%s.lora_mix", p);
+        PARAM(r, &l->mix, n, 2, T, l->nb, 0, 0);
+    } else if (l->kind == MT_ADAPTER_CGC_LORA) {
+        snprintf(n, sizeof n, "%s.lora_experts_shared_A", p);
+        PARAM(r, &l->EA, n, 3, l->ns, l->re, l->in, 0);
+        snprintf(n, sizeof n, "%s.lora_experts_shared_B", p);
+        PARAM(r, &l->EB, n, 3, l->ns, l->out, l->re, 0);
+        snprintf(n, sizeof n, "%s.lora_experts_task_A", p);
+        PARAM(r, &l->TA, n, 3, (int64_t)T * l->np, l->re, l->in, 0);
+        snprintf(n, sizeof n, "%s.lora_experts_task_B", p);
+        PARAM(r, &l->TB, n, 3, (int64_t)T * l->np, l->out, l->re, 0);
+    } else if (with_lora) {
         snprintf(n, sizeof n, "%s.lora_shared_A", p);
         PARAM(r, &l->A, n, 2, l->r, l->in, 0, 0);
         snprintf(n, sizeof n, "%s.lora_shared_B", p);
@@ -97,7 +118,12 @@ static void model_geometry(mt_model *m) {
     /* Task features exist when fc2 carries task terms (the official block
      * returns task tensors only from its MLP); proj and fc1 task terms
      * exist whenever their kind is on, used or not. */
-    m->task_paths = ml->enabled && ml->fc2_enabled;
+    const mt_adapter_config *ad = &c->adapter;
+    m->task_paths = ad->layer_kind[MT_LAYER_FC2] == MT_ADAPTER_MTLORA;
+    m->P = ad->paths > 1 ? ad->paths : 1;
+    m->backbone_trains = ad->baseline != MT_BASELINE_DECODERS_ONLY;
+    m->gate_n = 0;
+    m->gate_dim = ad->cgc_gate_dim;
     int total_blocks = 0;
     for (int s = 0; s < m->L; s++) total_blocks += c->depths[s];
     int grid = m->grid0, gidx = 0;
@@ -125,14 +151,38 @@ static void model_geometry(mt_model *m) {
             int C = st->dim, hid = (int)(C * c->mlp_ratio);
             lora_linear *ls[4] = {&blk->qkv, &blk->proj, &blk->fc1, &blk->fc2};
             int ins[4] = {C, C, C, hid}, outs[4] = {3 * C, C, hid, C};
-            int on[4] = {ml->enabled && ml->qkv_enabled, ml->enabled && ml->proj_enabled,
-                         ml->enabled && ml->fc1_enabled, ml->enabled && ml->fc2_enabled};
             for (int k = 0; k < 4; k++) {
                 lora_linear *l = ls[k];
                 memset(l, 0, sizeof *l);
                 l->in = ins[k];
                 l->out = outs[k];
-                if (on[k]) {
+                l->kind = ad->layer_kind[k];
+                l->paths = 1;
+                if (l->kind == MT_ADAPTER_MTL_LORA || l->kind == MT_ADAPTER_CGC_LORA) {
+                    l->paths = m->P;
+                    if (l->kind == MT_ADAPTER_MTL_LORA) {
+                        l->r = ml->r[s];
+                        l->nb = ad->mtl_num_b;
+                        l->tau = ad->mtl_tau;
+                        l->diag = ad->mtl_diag;
+                        l->scale = ad->mtl_scale;
+                        l->dropout = ad->mtl_dropout;
+                    } else {
+                        /* all experts of a layer together cost one rank-r LoRA */
+                        l->ns = ad->n_shared_experts;
+                        l->np = ad->cgc_task;
+                        l->re = ml->r[s] / (l->ns + m->T * l->np);
+                        if (l->re < 1) l->re = 1;
+                        l->r = (l->ns + l->np) * l->re;
+                        l->scale = ad->cgc_scale;
+                        l->dropout = ad->cgc_dropout;
+                        m->gate_n = l->ns + l->np;
+                    }
+                } else if (l->kind == MT_ADAPTER_LORA) {
+                    l->r = ml->r[s];
+                    l->scale = ml->shared_scale[s];
+                    l->dropout = ml->dropout[s];
+                } else if (l->kind == MT_ADAPTER_MTLORA) {
                     l->r = ml->r[s];
                     l->scale = ml->shared_scale[s];
                     l->dropout = ml->dropout[s];
@@ -149,6 +199,8 @@ static void model_geometry(mt_model *m) {
         red->in = 4 * st->dim;
         red->out = 2 * st->dim;
         if (ml->enabled && ml->downsampler_enabled) {
+            red->kind = MT_ADAPTER_LORA;
+            red->paths = 1;
             red->r = ml->r[s];
             red->scale = ml->shared_scale[s];
             red->dropout = ml->dropout[s];
@@ -218,6 +270,10 @@ mt_status model_register_params(mt_model *m, mt_ctx *ctx, int bind) {
             PARAM(&r, &st->mnorm_b, n, 1, 4 * st->dim, 0, 0, 0);
         }
     }
+    if (m->gate_n) {
+        PARAM(&r, &m->gate_E, "backbone.lora_gate.embedding", 2, m->T, m->gate_dim, 0, 0);
+        PARAM(&r, &m->gate_G, "backbone.lora_gate.weight", 2, m->gate_n, m->gate_dim, 0, 0);
+    }
     for (int t = 0; t < m->T; t++)
         for (int s = 0; s < m->L; s++) {
             snprintf(n, sizeof n, "downsampler.%s.downsample_%d.weight", tasks[t], s);
@@ -281,11 +337,41 @@ static void fill_const(float *x, size_t n, float v) {
     for (size_t i = 0; i < n; i++) x[i] = v;
 }
 
-static void init_lora_linear(init_rng *r, lora_linear *l) {
+static void fill_normal(init_rng *r, float *x, size_t n, float std) {
+    for (size_t i = 0; i < n; i++) {
+        float u1 = uni(r), u2 = uni(r);
+        if (u1 < 1e-12f) u1 = 1e-12f;
+        x[i] = std * sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+    }
+}
+
+static void init_lora_linear(init_rng *r, lora_linear *l, int T) {
     fill_trunc_normal(r, l->w.v, (size_t)l->out * l->in, 0.02f);
     if (l->b.v) fill_const(l->b.v, (size_t)l->out, 0.0f);
     /* kaiming_uniform_(a=sqrt(5)): bound = 1/sqrt(fan_in); B = 0 */
     float bound = 1.0f / sqrtf((float)l->in);
+    if (l->kind == MT_ADAPTER_MTL_LORA) {
+        /* the MTL-LoRA authors' code: A kaiming, B^i 0, Lambda identity
+         * (diagonal: ones), mixing logits kaiming over the nb entries */
+        fill_uniform_bound(r, l->A.v, (size_t)l->r * l->in, bound);
+        fill_const(l->Bn.v, (size_t)l->nb * l->out * l->r, 0.0f);
+        for (int t = 0; t < T; t++) {
+            float *lam = l->lam.v + (size_t)t * (l->diag ? l->r : l->r * l->r);
+            if (l->diag) fill_const(lam, (size_t)l->r, 1.0f);
+            else
+                for (int i = 0; i < l->r; i++)
+                    for (int j = 0; j < l->r; j++) lam[i * l->r + j] = i == j ? 1.0f : 0.0f;
+        }
+        fill_uniform_bound(r, l->mix.v, (size_t)T * l->nb, 1.0f / sqrtf((float)l->nb));
+        return;
+    }
+    if (l->kind == MT_ADAPTER_CGC_LORA) { /* MOELoRA's: A ~ N(0, 0.01^2), B = 0 */
+        fill_normal(r, l->EA.v, (size_t)l->ns * l->re * l->in, 0.01f);
+        fill_const(l->EB.v, (size_t)l->ns * l->out * l->re, 0.0f);
+        fill_normal(r, l->TA.v, (size_t)T * l->np * l->re * l->in, 0.01f);
+        fill_const(l->TB.v, (size_t)T * l->np * l->out * l->re, 0.0f);
+        return;
+    }
     if (l->r) {
         fill_uniform_bound(r, l->A.v, (size_t)l->r * l->in, bound);
         fill_const(l->B.v, (size_t)l->out * l->r, 0.0f);
@@ -321,16 +407,21 @@ mt_status model_init_params(mt_model *m, mt_ctx *ctx, uint64_t seed) {
             fill_const(blk->norm2_w.v, (size_t)C, 1.0f);
             fill_const(blk->norm2_b.v, (size_t)C, 0.0f);
             fill_trunc_normal(&r, blk->table.v, (size_t)span * span * blk->heads, 0.02f);
-            init_lora_linear(&r, &blk->qkv);
-            init_lora_linear(&r, &blk->proj);
-            init_lora_linear(&r, &blk->fc1);
-            init_lora_linear(&r, &blk->fc2);
+            init_lora_linear(&r, &blk->qkv, m->T);
+            init_lora_linear(&r, &blk->proj, m->T);
+            init_lora_linear(&r, &blk->fc1, m->T);
+            init_lora_linear(&r, &blk->fc2, m->T);
         }
         if (st->has_merge) {
-            init_lora_linear(&r, &st->reduction);
+            init_lora_linear(&r, &st->reduction, m->T);
             fill_const(st->mnorm_w.v, (size_t)4 * st->dim, 1.0f);
             fill_const(st->mnorm_b.v, (size_t)4 * st->dim, 0.0f);
         }
+    }
+    if (m->gate_n) { /* MOELoRA's gate: embedding N(0, 1), linear PyTorch's default */
+        fill_normal(&r, m->gate_E.v, (size_t)m->T * m->gate_dim, 1.0f);
+        fill_uniform_bound(&r, m->gate_G.v, (size_t)m->gate_n * m->gate_dim,
+                           1.0f / sqrtf((float)m->gate_dim));
     }
     for (int t = 0; t < m->T; t++) {
         task_decoder *d = &m->dec[t];

@@ -118,10 +118,8 @@ mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in, f
     size_t n = (size_t)rows * l->in;
     int drop = drop_active(l, training);
     if (!drop && !d_tmp_holds)
-        return lora_delta_backward(ctx, d_in, l->A.g, l->B.g, dy, in_d, mid, l->A.v, l->B.v,
-                                   l->scale, rows, l->in, l->out, l->r);
-    MT_CHECK(lora_delta_backward_ex(ctx, d_tmp, l->A.g, l->B.g, dy, in_d, mid, l->A.v, l->B.v,
-                                    l->scale, rows, l->in, l->out, l->r, d_tmp_holds));
+        return adapter_delta_backward(ctx, l, d_in, dy, in_d, mid, rows, 1);
+    MT_CHECK(adapter_delta_backward(ctx, l, d_tmp, dy, in_d, mid, rows, d_tmp_holds));
     if (drop) return dropout_backward(ctx, d_in, d_tmp, n, l->dropout, model_site_seed(seed, s), 0);
     mt_add_inplace(d_in, d_tmp, n);
     return MT_OK;
@@ -143,8 +141,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     if (qkv->r) {
         MT_CHECK(lora_dropout_apply(ctx, a->win_d, a->win, n, qkv->dropout, training, seed,
                                     site(blk, SITE_QKV)));
-        MT_CHECK(lora_delta_forward(ctx, a->qkv, NULL, a->mid_qkv, a->win_d, qkv->A.v, qkv->B.v,
-                                    qkv->scale, rows, C, 3 * C, qkv->r));
+        MT_CHECK(adapter_delta_forward(ctx, qkv, a->qkv, NULL, a->mid_qkv, a->win_d, rows));
     }
     MT_CHECK(window_attention_forward(ctx, a->ctx, a->probs, a->qkv, blk->table.v,
                                       blk->shift ? blk->mask : NULL, nwb, nw, blk->ws, C,
@@ -156,8 +153,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         MT_CHECK(lora_dropout_apply(ctx, a->ctx_d, a->ctx, n, proj->dropout, training, seed,
                                     site(blk, SITE_PROJ)));
     if (proj->r)
-        MT_CHECK(lora_delta_forward(ctx, pw, P, a->mid_proj, a->ctx_d, proj->A.v, proj->B.v,
-                                    proj->scale, rows, C, C, proj->r));
+        MT_CHECK(adapter_delta_forward(ctx, proj, pw, P, a->mid_proj, a->ctx_d, rows));
     MT_CHECK(from_windows(ctx, blk, a->x1, proj->r ? pw : P, tmp->tmp_img, B));
     MT_CHECK(drop_path_inplace(ctx, blk, a->x1, B, training, seed, SITE_DP_ATTN));
     add_into(a->x1, a->x1, x, n);
@@ -176,8 +172,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         MT_CHECK(linear_forward(ctx, F1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
         MT_CHECK(lora_dropout_apply(ctx, a->ln2_d, a->ln2, n, fc1->dropout, training, seed,
                                     site(blk, SITE_FC1)));
-        MT_CHECK(lora_delta_forward(ctx, a->fc1, F1, a->mid_fc1, a->ln2_d, fc1->A.v, fc1->B.v,
-                                    fc1->scale, rows, C, hid, fc1->r));
+        MT_CHECK(adapter_delta_forward(ctx, fc1, a->fc1, F1, a->mid_fc1, a->ln2_d, rows));
     } else {
         MT_CHECK(linear_forward(ctx, a->fc1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
     }
@@ -201,8 +196,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         MT_CHECK(linear_forward(ctx, F2, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
         MT_CHECK(lora_dropout_apply(ctx, a->g_d, a->g, n4, fc2->dropout, training, seed,
                                     site(blk, SITE_FC2)));
-        MT_CHECK(lora_delta_forward(ctx, a->out, F2, a->mid_fc2, a->g_d, fc2->A.v, fc2->B.v,
-                                    fc2->scale, rows, hid, C, fc2->r));
+        MT_CHECK(adapter_delta_forward(ctx, fc2, a->out, F2, a->mid_fc2, a->g_d, rows));
     } else {
         MT_CHECK(linear_forward(ctx, a->out, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
     }
@@ -301,9 +295,8 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     const float *sp = w->d_proj;
     if (has_pt) { mt_add_inplace(w->s_proj, w->d_proj, n); sp = w->s_proj; }
     if (proj->r)
-        MT_CHECK(lora_delta_backward_ex(ctx, w->d_dh, proj->A.g, proj->B.g, w->d_proj, a->ctx_d,
-                                        a->mid_proj, proj->A.v, proj->B.v, proj->scale, rows, C, C,
-                                        proj->r, has_pt));
+        MT_CHECK(adapter_delta_backward(ctx, proj, w->d_dh, w->d_proj, a->ctx_d, a->mid_proj, rows,
+                                        has_pt));
     MT_CHECK(linear_backward_ex(ctx, w->d_ctx, proj->w.g, proj->b.g, sp, a->ctx, proj->w.v, rows,
                                 C, C, 0));
     if (proj->r) {

@@ -331,6 +331,17 @@ END_TEST
 START_TEST(adamw_full_ft) { check_adamw("full_ft"); }
 END_TEST
 
+/* The adapter family (docs/adapters.md): plain LoRA, MTL-LoRA (full and
+ * diagonal Lambda, mixed with lora and none per layer kind), CGC-LoRA
+ * (alone and mixed), and the decoders-only baseline. */
+static const char *const ADAPTER_CASES[] = {"lora", "mtl_lora", "mtl_lora_diag_mixed", "cgc_lora",
+                                            "cgc_lora_mixed", "decoders_only"};
+#define N_ADAPTER_CASES (int)(sizeof ADAPTER_CASES / sizeof ADAPTER_CASES[0])
+START_TEST(parity_adapters) { check_case(ADAPTER_CASES[_i]); }
+END_TEST
+START_TEST(adamw_adapters) { check_adamw(ADAPTER_CASES[_i]); }
+END_TEST
+
 static char **extra_cases;
 static int n_extra;
 START_TEST(parity_named) { check_case(extra_cases[_i]); }
@@ -363,6 +374,8 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, adamw_mtlora4);
     tcase_add_test(tc, adamw_mtlora_plus);
     tcase_add_test(tc, adamw_full_ft);
+    tcase_add_loop_test(tc, parity_adapters, 0, N_ADAPTER_CASES);
+    tcase_add_loop_test(tc, adamw_adapters, 0, N_ADAPTER_CASES);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -30,6 +30,40 @@ typedef struct {
     int freeze_pretrained;
 } mt_mtlora_config;
 
+/* Adapter kinds (docs/adapters.md). MT_ADAPTER_MTLORA is the official
+ * MTLoRALinear (shared term, task terms in the last block of a stage). */
+typedef enum {
+    MT_ADAPTER_NONE, MT_ADAPTER_MTLORA, MT_ADAPTER_LORA, MT_ADAPTER_MTL_LORA, MT_ADAPTER_CGC_LORA
+} mt_adapter_kind;
+
+/* Baselines chosen by MODEL.ADAPTER.KIND. */
+typedef enum { MT_BASELINE_NONE, MT_BASELINE_FULL_FT, MT_BASELINE_DECODERS_ONLY } mt_baseline;
+
+enum { MT_LAYER_QKV, MT_LAYER_PROJ, MT_LAYER_FC1, MT_LAYER_FC2, MT_LAYER_KINDS };
+
+typedef struct {
+    /* as written (MODEL.ADAPTER.*) */
+    char kind[24];                 /* KIND: mtlora lora mtl_lora cgc_lora full_ft decoders_only */
+    char layer[MT_LAYER_KINDS][16];/* QKV PROJ FC1 FC2: "" = KIND, or none/lora/mtl_lora/... */
+    int mtl_num_b;                 /* MTL_LORA.NUM_B: up-projections */
+    float mtl_tau;                 /* MTL_LORA.TAU: softmax temperature of the mixing */
+    char mtl_lambda[8];            /* MTL_LORA.LAMBDA: full | diag */
+    float mtl_scale, mtl_dropout;  /* MTL_LORA.SCALE, DROPOUT */
+    int cgc_shared;                /* CGC_LORA.SHARED_EXPERTS (0: one per task) */
+    int cgc_task;                  /* CGC_LORA.TASK_EXPERTS per task */
+    int cgc_gate_dim;              /* CGC_LORA.GATE_DIM: task embedding size */
+    float cgc_scale, cgc_dropout;  /* CGC_LORA.SCALE, DROPOUT */
+    /* derived by mt_config_finalize */
+    mt_baseline baseline;
+    mt_adapter_kind layer_kind[MT_LAYER_KINDS];
+    int mtl_diag;
+    int n_shared_experts;          /* cgc: S */
+    int paths;                     /* encoder paths: ntasks when a layer is task-dependent
+                                      (mtl_lora, cgc_lora), else 1 */
+} mt_adapter_config;
+
+const char *mt_adapter_kind_name(mt_adapter_kind k);
+
 /* A per-task list as written under R_PER_TASK / SCALE_PER_TASK (names may
  * include tasks not trained, and 'shared'); resolved by mt_config_finalize. */
 typedef struct {
@@ -49,6 +83,7 @@ typedef struct {
     float drop_path_rate, drop_rate;
     int decoder_channels[MT_MAX_STAGES];
     mt_mtlora_config mtlora;
+    mt_adapter_config adapter;
     /* tasks (TASKS: [...] or --tasks) */
     int ntasks;
     char tasks[MT_MAX_TASKS][MT_TASK_NAME_LEN];
