@@ -56,6 +56,11 @@ static void entries_free(entries *es) {
 }
 
 mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path) {
+    return mt_model_save_subset(m, ctx, path, NULL, NULL);
+}
+
+mt_status mt_model_save_subset(mt_model *m, mt_ctx *ctx, const char *path,
+                               int (*keep)(void *user, const char *name), void *user) {
     if (!ctx) return MT_ERR_ARG;
     if (!m || !path) return mt_fail(ctx, MT_ERR_ARG, "mt_model_save: NULL argument");
     entries es;
@@ -63,10 +68,11 @@ mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path) {
     int bad = 0;
     for (int i = 0; i < m->bank.count && !bad; i++) {
         const param_entry *p = &m->bank.entries[i];
+        if (keep && !keep(user, p->name)) continue;
         bad = add(&es, p->name, ST_F32, p->ndim, p->shape, param_bank_value(&m->bank, p), NULL);
     }
     char name[MT_PARAM_NAME_LEN];
-    for (int s = 0; s < m->L && !bad; s++)
+    for (int s = 0; s < m->L && !bad && !keep; s++)
         for (int b = 0; b < m->stages[s].depth && !bad; b++) {
             const swin_block *blk = &m->stages[s].blocks[b];
             int64_t N = (int64_t)blk->ws * blk->ws;
@@ -91,6 +97,7 @@ mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path) {
     for (int t = 0; t < m->T && !bad; t++) {
         snprintf(name, sizeof name, "decoders.decoders.%s.last_layer.1.num_batches_tracked",
                  m->cfg.tasks[t]);
+        if (keep && !keep(user, name)) continue;
         bad = add(&es, name, ST_I64, 0, scalar_shape, &m->dec[t].bn_tracked, NULL);
     }
     if (bad) {
@@ -158,7 +165,7 @@ static const char *map_name(const mt_model *m, const char *in, mt_load_mode mode
                             size_t cap) {
     const char *s = in;
     if (strstr(s, "relative_position_index") || strstr(s, "attn_mask")) return NULL; /* derived */
-    if (mode == MT_LOAD_CHECKPOINT) return in;
+    if (mode != MT_LOAD_PRETRAINED) return in;
     if (!strncmp(s, "backbone.", 9)) s += 9;
     if (!strncmp(s, "head.", 5) || !strncmp(s, "norm.", 5)) return NULL; /* classifier, final norm */
     snprintf(out, cap, "backbone.%s", s);
@@ -181,6 +188,7 @@ static int same_shape(const param_entry *p, const st_tensor *t) {
 }
 
 static int expected_missing(const char *name, mt_load_mode mode) {
+    if (mode == MT_LOAD_SUBSET) return 1;
     if (mode == MT_LOAD_CHECKPOINT) return 0;
     return strstr(name, "lora_") || strncmp(name, "backbone.", 9);
 }
@@ -204,7 +212,7 @@ mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode
         const char *name = map_name(m, t->name, mode, mapped, sizeof mapped);
         if (!name) continue;
         const char *nbt = strstr(name, ".last_layer.1.num_batches_tracked");
-        if (nbt && mode == MT_LOAD_CHECKPOINT) {
+        if (nbt && mode != MT_LOAD_PRETRAINED) {
             int found = 0;
             for (int k = 0; k < m->T; k++) {
                 char want[MT_PARAM_NAME_LEN];

@@ -44,6 +44,18 @@ static int stats(mt_model *m) {
     printf("model %s, tasks", c->name);
     for (int t = 0; t < c->ntasks; t++) printf(" %s", c->tasks[t]);
     printf(", %dx%d\n", c->img_size, c->img_size);
+    const mt_adapter_config *ad = &c->adapter;
+    if (ad->baseline != MT_BASELINE_NONE) {
+        printf("adapter: none (%s baseline)\n",
+               ad->baseline == MT_BASELINE_FULL_FT ? "full fine-tuning" : "decoders-only");
+    } else {
+        static const char *const layer[MT_LAYER_KINDS] = {"qkv", "proj", "fc1", "fc2"};
+        printf("adapter:");
+        for (int k = 0; k < MT_LAYER_KINDS; k++)
+            printf(" %s %s%s", layer[k], mt_adapter_kind_name(ad->layer_kind[k]),
+                   k < MT_LAYER_KINDS - 1 ? "," : "");
+        printf("; encoder paths %d\n", ad->paths);
+    }
     printf("parameters total      %12zu\n", pc.total);
     printf("trainable             %12zu\n", pc.trainable);
     printf("frozen                %12zu\n", pc.frozen);
@@ -55,6 +67,8 @@ static int stats(mt_model *m) {
     printf("  merging reductions  %12zu\n", pc.merging);
     printf("GFLOPs per image: forward %.2f, training step %.2f\n", 2e-9 * fl.forward_macs,
            2e-9 * fl.train_macs);
+    printf("allreduced per step   %12zu bytes (the trainable gradients, float32)\n",
+           4 * pc.trainable);
     return 0;
 }
 

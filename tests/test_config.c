@@ -112,6 +112,59 @@ START_TEST(counts_match_the_paper_setups) {
 }
 END_TEST
 
+/* Trainable values of every adapter kind on the built-in Swin-T 448 (r 64,
+ * four tasks), against the per-layer formulas of docs/adapters.md. */
+static size_t kind_trainable(const char *kind, const char *key, const char *value) {
+    mt_config c;
+    mt_ctx *ctx = test_ctx();
+    mt_model *m;
+    ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&c, "MODEL.ADAPTER.KIND", kind, err, sizeof err), MT_OK);
+    if (key) ck_assert_int_eq(mt_config_set(&c, key, value, err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(mt_model_create(&m, ctx, &c, 0), MT_OK);
+    mt_param_counts pc = mt_model_param_counts(m);
+    if (!strcmp(kind, "decoders_only")) {
+        ck_assert_uint_eq(pc.lora, 0);
+        ck_assert_uint_eq(pc.trainable, pc.decoder); /* the encoder is frozen whole */
+    }
+    mt_model_destroy(m);
+    mt_ctx_destroy(ctx);
+    return pc.trainable;
+}
+
+START_TEST(adapter_kind_counts) {
+    const int depths[4] = {2, 2, 6, 2}, r = 64, T = 4, nb = 3;
+    size_t task_terms = 0, mtl_extra = 0, diag_extra = 0;
+    for (int s = 0; s < 4; s++) {
+        const size_t C = (size_t)96 << s;
+        task_terms += (size_t)T * 4 * (2 * C + 5 * C + 5 * C); /* proj, fc1, fc2 at rank 4 */
+        const size_t outs[4] = {3 * C, C, 4 * C, C};
+        for (int b = 0; b < depths[s]; b++)
+            for (int k = 0; k < 4; k++) {
+                /* A + nb B + T Lambda + T nb logits, against one B of lora */
+                mtl_extra += (size_t)(nb - 1) * outs[k] * r + (size_t)T * r * r + (size_t)T * nb;
+                diag_extra += (size_t)(nb - 1) * outs[k] * r + (size_t)T * r + (size_t)T * nb;
+            }
+    }
+    const size_t mtlora = kind_trainable("mtlora", NULL, NULL);
+    ck_assert_uint_eq(mtlora, 8344634);
+    const size_t lora = kind_trainable("lora", NULL, NULL);
+    ck_assert_uint_eq(lora, mtlora - task_terms);
+    ck_assert_uint_eq(kind_trainable("mtl_lora", NULL, NULL), lora + mtl_extra);
+    ck_assert_uint_eq(kind_trainable("mtl_lora", "MODEL.ADAPTER.MTL_LORA.LAMBDA", "diag"),
+                      lora + diag_extra);
+    /* cgc: S = T shared + one expert per task of rank 64 / 8 = one rank-64
+     * LoRA per layer, plus the gate (T x 64 embedding, 5 x 64 weight) */
+    ck_assert_uint_eq(kind_trainable("cgc_lora", NULL, NULL), lora + (size_t)T * 64 + 5 * 64);
+    ck_assert_uint_eq(kind_trainable("full_ft", NULL, NULL), 29464442);
+    const size_t dec = kind_trainable("decoders_only", NULL, NULL);
+    ck_assert_uint_lt(dec, lora);
+    printf("trainable values: mtlora %zu, lora %zu, mtl_lora %zu, cgc_lora %zu, decoders_only %zu\n",
+           mtlora, lora, lora + mtl_extra, lora + (size_t)T * 64 + 5 * 64, dec);
+}
+END_TEST
+
 START_TEST(swin_s_and_b) {
     mt_config c;
     ck_assert_msg(load_text(&c, "DATA: {IMG_SIZE: 448}\nMODEL:\n  SWIN: {EMBED_DIM: 96, DEPTHS: [2, 2, 18, 2],"
@@ -185,6 +238,25 @@ START_TEST(refusals_name_the_key) {
     expect_refused("MODEL:\n  SWIN: [1, 2]\n", "MODEL.SWIN");
     expect_refused("MODEL:\n  SWIN:\n    EMBED_DIM: [96\n", "YAML error");
     expect_refused("DATA: {IMG_SIZE: 448}\n", "TASKS");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: dora\nTASKS: [sal]\n", "MODEL.ADAPTER.KIND");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: lora\n    FC1: loha\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.FC1");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: mtl_lora\n    PROJ: mtlora\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.PROJ");
+    expect_refused("MODEL:\n  MTLORA: {ENABLED: True}\n  ADAPTER:\n    QKV: cgc_lora\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.QKV");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: full_ft\n    FC2: lora\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.FC2");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: mtl_lora\n    MTL_LORA: {LAMBDA: tri}\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.MTL_LORA.LAMBDA");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: mtl_lora\n    MTL_LORA: {NUM_B: 0}\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.MTL_LORA.NUM_B");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: mtl_lora\n    MTL_LORA: {TAU: 0}\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.MTL_LORA.TAU");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: cgc_lora\n    CGC_LORA: {TASK_EXPERTS: 9}\nTASKS: [sal]\n",
+                   "MODEL.ADAPTER.CGC_LORA");
+    expect_refused("MODEL:\n  ADAPTER:\n    KIND: cgc_lora\n    CGC_LORA: {DROPOUT: 1.5}\nTASKS: [sal]\n",
+                   "DROPOUT");
     mt_config c;
     mt_config_default(&c);
     ck_assert_int_eq(mt_config_load(&c, "/nonexistent/x.yaml", err, sizeof err), MT_ERR_IO);
@@ -231,6 +303,23 @@ START_TEST(effective_config_roundtrips) {
         ck_assert_int_eq(mt_config_set_tasks(&a, "semseg,human_parts,sal,normals", err, sizeof err), MT_OK);
     ck_assert_int_gt(a.raw.n_r_per_task, 0); /* the per-task map is exercised */
     roundtrip(&a);
+    /* the adapter keys */
+    ck_assert_int_eq(mt_config_builtin(&a, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "MODEL.ADAPTER.KIND", "mtl_lora", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "MODEL.ADAPTER.FC2", "lora", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "MODEL.ADAPTER.FC1", "none", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "MODEL.ADAPTER.MTL_LORA.LAMBDA", "diag", err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "MODEL.ADAPTER.MTL_LORA.TAU", "0.25", err, sizeof err), MT_OK);
+    roundtrip(&a);
+    ck_assert_int_eq(a.adapter.paths, 4);
+    ck_assert_int_eq(a.adapter.layer_kind[MT_LAYER_FC1], MT_ADAPTER_NONE);
+    ck_assert_int_eq(a.adapter.layer_kind[MT_LAYER_FC2], MT_ADAPTER_LORA);
+    ck_assert_int_eq(a.adapter.layer_kind[MT_LAYER_QKV], MT_ADAPTER_MTL_LORA);
+    ck_assert_int_eq(mt_config_builtin(&a, err, sizeof err), MT_OK);
+    ck_assert_int_eq(mt_config_set(&a, "MODEL.ADAPTER.KIND", "decoders_only", err, sizeof err), MT_OK);
+    roundtrip(&a);
+    ck_assert_int_eq(a.adapter.baseline, MT_BASELINE_DECODERS_ONLY);
+    ck_assert_int_eq(a.adapter.paths, 1);
 }
 END_TEST
 
@@ -243,6 +332,7 @@ int main(void) {
     tcase_add_test(tc, official_file_loads);
     tcase_add_test(tc, counts_match_the_paper_setups);
     tcase_add_test(tc, swin_s_and_b);
+    tcase_add_test(tc, adapter_kind_counts);
     tcase_add_test(tc, opts_and_tasks);
     tcase_add_test(tc, refusals_name_the_key);
     suite_add_tcase(s, tc);

@@ -28,7 +28,10 @@ typedef struct {
     int B;
 } fx;
 
-static void setup_fx(fx *f, const char *downsampler) {
+/* kind: NULL for MTLoRA, else MODEL.ADAPTER.KIND plus extra key/value
+ * pairs (NULL-terminated) */
+static void setup_fx_kind(fx *f, const char *downsampler, const char *kind,
+                          const char *const *extra) {
     memset(f, 0, sizeof *f);
     mt_config c;
     mt_config_default(&c);
@@ -41,6 +44,12 @@ static void setup_fx(fx *f, const char *downsampler) {
                            {"MODEL.DROP_PATH_RATE", "0.5"}, {"TASKS", "[semseg, sal]"}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         ck_assert_msg(mt_config_set(&c, kv[i][0], kv[i][1], err, sizeof err) == MT_OK, "%s", err);
+    if (kind)
+        ck_assert_msg(mt_config_set(&c, "MODEL.ADAPTER.KIND", kind, err, sizeof err) == MT_OK,
+                      "%s", err);
+    for (int i = 0; extra && extra[i]; i += 2)
+        ck_assert_msg(mt_config_set(&c, extra[i], extra[i + 1], err, sizeof err) == MT_OK, "%s",
+                      err);
     ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
     f->ctx = test_ctx();
     ck_assert_int_eq(mt_model_create(&f->m, f->ctx, &c, 3), MT_OK);
@@ -63,6 +72,8 @@ static void setup_fx(fx *f, const char *downsampler) {
     f->tg.labels[0] = f->lab;
     f->tg.values[1] = f->sal;
 }
+
+static void setup_fx(fx *f, const char *downsampler) { setup_fx_kind(f, downsampler, NULL, NULL); }
 
 static void teardown_fx(fx *f) {
     mt_model_destroy(f->m);
@@ -127,6 +138,75 @@ static void check_model_gradients(const char *downsampler) {
     teardown_fx(&f);
 }
 
+/* The other adapter kinds, with their dropout and drop path on: one tensor
+ * of every parameter kind across stages and layer kinds. */
+static void check_kind_gradients(const char *kind, const char *const *extra,
+                                 const char *const *names, int nnames) {
+    fx f;
+    setup_fx_kind(&f, "False", kind, extra);
+    param_bank *bank = mt_model_bank(f.m);
+    /* cgc's A ~ N(0, 0.01^2) makes every adapter gradient tiny against the
+     * float32 noise of a central difference: give the factors real size */
+    for (int i = 0; i < bank->count; i++) {
+        const param_entry *e = &bank->entries[i];
+        if (strstr(e->name, "lora_experts"))
+            fill_uniform(param_bank_value(bank, e), e->count, 300 + (uint64_t)i, -0.3f, 0.3f);
+    }
+    step_loss(&f, 42, 1);
+    memset(bank->grads, 0, bank->n_trainable * sizeof(float));
+    ck_assert_int_eq(mt_model_backward(f.m, f.ctx), MT_OK);
+    float *g = malloc(bank->n_trainable * sizeof(float));
+    memcpy(g, bank->grads, bank->n_trainable * sizeof(float));
+    int fails = 0, checked = 0;
+    for (int k = 0; k < nnames; k++) {
+        const param_entry *e = param_bank_find(bank, names[k]);
+        ck_assert_msg(e != NULL, "no tensor %s", names[k]);
+        /* eps 3e-3 and 5% of the tensor's largest gradient: these
+         * gradients are smaller than MTLoRA's against the float32 noise of
+         * the loss difference (which falls as 1/eps); a dropout or drop-path
+         * mask that differed between forward and backward misses by far more */
+        fails += gradcheck(kind, names[k], loss_at, &f, param_bank_value(bank, e), g + e->offset,
+                           e->count, 3e-3f, 5e-2, 16);
+        checked += e->count < 16 ? (int)e->count : 16;
+    }
+    printf("model gradient check (%s, adapter dropout 0.2, drop path 0.5): %d of %d elements off\n",
+           kind, fails, checked);
+    ck_assert_msg(fails <= 2 || fails * 100 <= 3 * checked, "%d of %d elements off", fails, checked);
+    free(g);
+    teardown_fx(&f);
+}
+
+START_TEST(gradients_mtl_lora_with_dropout) {
+    static const char *const extra[] = {"MODEL.ADAPTER.MTL_LORA.DROPOUT", "0.2",
+                                        "MODEL.ADAPTER.MTL_LORA.TAU", "0.5",
+                                        "MODEL.ADAPTER.FC2", "lora", NULL};
+    static const char *const names[] = {
+        "backbone.patch_embed.proj.weight", "backbone.layers.0.blocks.0.attn.qkv.lora_A",
+        "backbone.layers.0.blocks.0.attn.qkv.lora_B", "backbone.layers.0.blocks.1.attn.proj.lora_lambda",
+        "backbone.layers.0.blocks.1.attn.proj.lora_mix", "backbone.layers.1.blocks.1.mlp.fc1.lora_B",
+        "backbone.layers.1.blocks.0.mlp.fc1.lora_mix", "backbone.layers.1.blocks.1.mlp.fc2.lora_shared_A",
+        "backbone.layers.0.blocks.1.norm2.weight", "backbone.layers.0.downsample.norm.bias",
+        "backbone.layers.0.blocks.1.attn.relative_position_bias_table",
+        "decoders.decoders.semseg.last_layer.1.weight"};
+    check_kind_gradients("mtl_lora", extra, names, (int)(sizeof names / sizeof names[0]));
+}
+END_TEST
+
+START_TEST(gradients_cgc_lora_with_dropout) {
+    static const char *const extra[] = {"MODEL.ADAPTER.CGC_LORA.DROPOUT", "0.2",
+                                        "MODEL.ADAPTER.CGC_LORA.GATE_DIM", "4",
+                                        "MODEL.MTLORA.R", "[8]", NULL};
+    static const char *const names[] = {
+        "backbone.patch_embed.norm.weight", "backbone.lora_gate.embedding", "backbone.lora_gate.weight",
+        "backbone.layers.0.blocks.0.attn.qkv.lora_experts_shared_A",
+        "backbone.layers.0.blocks.1.attn.proj.lora_experts_shared_B",
+        "backbone.layers.1.blocks.0.mlp.fc1.lora_experts_task_A",
+        "backbone.layers.1.blocks.1.mlp.fc2.lora_experts_task_B",
+        "backbone.layers.1.blocks.1.norm1.bias", "downsampler.sal.downsample_1.weight"};
+    check_kind_gradients("cgc_lora", extra, names, (int)(sizeof names / sizeof names[0]));
+}
+END_TEST
+
 START_TEST(gradients_with_dropout_and_drop_path) { check_model_gradients("False"); }
 END_TEST
 START_TEST(gradients_mtlora_plus_with_dropout) { check_model_gradients("True"); }
@@ -165,7 +245,7 @@ typedef struct {
     size_t n;
 } ready_log;
 
-static void on_ready(void *user, size_t off, size_t count) {
+static void grad_ready_log(void *user, size_t off, size_t count) {
     ready_log *r = user;
     if (count == 0) return; /* a progress point */
     ck_assert(off + count <= r->n);
@@ -179,7 +259,7 @@ START_TEST(grad_ready_reports_final_gradients) {
     param_bank *bank = mt_model_bank(f.m);
     const size_t n = bank->n_trainable;
     ready_log r = {bank->grads, malloc(n * sizeof(float)), calloc(n, sizeof(int)), n};
-    mt_model_set_grad_ready(f.m, on_ready, &r);
+    mt_model_set_grad_ready(f.m, grad_ready_log, &r);
     step_loss(&f, 5, 1);
     memset(bank->grads, 0, n * sizeof(float));
     ck_assert_int_eq(mt_model_backward(f.m, f.ctx), MT_OK);
@@ -187,6 +267,30 @@ START_TEST(grad_ready_reports_final_gradients) {
     ck_assert(memcmp(r.snapshot, bank->grads, n * sizeof(float)) == 0);
     free(r.snapshot);
     free(r.times);
+    teardown_fx(&f);
+}
+END_TEST
+
+/* Every trainable tensor reported once, with its final gradient, also when
+ * the gradient of cgc's gate only completes at the end of the backward. */
+START_TEST(grad_ready_cgc_lora) {
+    static const char *const extra[] = {"MODEL.ADAPTER.CGC_LORA.GATE_DIM", "4", NULL};
+    fx f;
+    setup_fx_kind(&f, "False", "cgc_lora", extra);
+    param_bank *bank = mt_model_bank(f.m);
+    const size_t n = bank->n_trainable;
+    float *snap = malloc(n * sizeof(float));
+    int *times = calloc(n, sizeof(int));
+    ck_assert_ptr_nonnull(param_bank_find(bank, "backbone.lora_gate.weight"));
+    ready_log r = {bank->grads, snap, times, n};
+    mt_model_set_grad_ready(f.m, grad_ready_log, &r);
+    step_loss(&f, 5, 1);
+    memset(bank->grads, 0, n * sizeof(float));
+    ck_assert_int_eq(mt_model_backward(f.m, f.ctx), MT_OK);
+    for (size_t i = 0; i < n; i++) ck_assert_int_eq(times[i], 1);
+    ck_assert(memcmp(snap, bank->grads, n * sizeof(float)) == 0);
+    free(snap);
+    free(times);
     teardown_fx(&f);
 }
 END_TEST
@@ -248,6 +352,9 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, gradients_with_dropout_and_drop_path);
     tcase_add_test(tc, gradients_mtlora_plus_with_dropout);
+    tcase_add_test(tc, gradients_mtl_lora_with_dropout);
+    tcase_add_test(tc, gradients_cgc_lora_with_dropout);
+    tcase_add_test(tc, grad_ready_cgc_lora);
     tcase_add_test(tc, step_reproducible_from_seed);
     tcase_add_test(tc, grad_ready_reports_final_gradients);
     tcase_add_test(tc, sync_batchnorm_single_rank_equals_local);

@@ -102,15 +102,34 @@ mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path);
 
 typedef enum {
     MT_LOAD_CHECKPOINT, /* a whole-model file: every tensor must match */
-    MT_LOAD_PRETRAINED  /* an ImageNet Swin file (plain names, with or without
+    MT_LOAD_PRETRAINED, /* an ImageNet Swin file (plain names, with or without
                            "backbone."): initialises the encoder; LoRA,
                            decoders, norm.* and head.* are expected absent */
+    MT_LOAD_SUBSET      /* some of the model's tensors under their names (an
+                           adapter file): each must exist with its shape,
+                           the rest is left as it is */
 } mt_load_mode;
 
 /* Loads weights. Missing, unexpected and wrongly shaped tensors are listed
  * by name in the context's error (and nothing is half-applied: the model
  * is only changed when the whole file checks out). */
 mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode mode);
+
+/* Saves only the tensors for which keep(user, name) is non-zero (no derived
+ * buffers); keep NULL: as mt_model_save. */
+mt_status mt_model_save_subset(mt_model *m, mt_ctx *ctx, const char *path,
+                               int (*keep)(void *user, const char *name), void *user);
+
+/* ---- per-task merging (src/model_merge.c) -----------------------------
+ * Task t's adapted weights fold into a plain model: every adapted linear
+ * becomes W + dW_t (its whole low-rank update on path t), the rest is
+ * copied, and only task t's head is kept. The plain model is a full
+ * fine-tuning Swin (plain names) with the one task: its config comes from
+ * mt_model_merged_config. MTLoRA's task paths cannot be folded (their
+ * fc1/fc2 task terms apply the frozen weight to the shared activation and
+ * the low-rank term to the task's); such models are refused. */
+mt_status mt_model_merged_config(const mt_model *m, mt_ctx *ctx, int t, mt_config *out);
+mt_status mt_model_merge_task(mt_model *m, mt_ctx *ctx, int t, mt_model *plain);
 
 /* Writes the gradient of every trainable tensor under its official name. */
 mt_status mt_model_save_grads(mt_model *m, mt_ctx *ctx, const char *path, double loss);
