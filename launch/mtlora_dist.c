@@ -657,7 +657,9 @@ static int bench_report(run_state *s) {
                       s->counted ? s->sum_data / s->counted : 0, t[2]}, worst[4];
     MPI_Reduce(mine, worst, 4, MPI_DOUBLE, MPI_MAX, 0, s->d.sync);
     if (s->d.rank) return 0;
-    mt_config full = s->cfg;
+    mt_config full = s->cfg; /* the same model as the full fine-tuning baseline */
+    snprintf(full.adapter.kind, sizeof full.adapter.kind, "full_ft");
+    for (int k = 0; k < MT_LAYER_KINDS; k++) full.adapter.layer[k][0] = '\0';
     full.mtlora.enabled = 0;
     size_t full_trainable = 0;
     mt_model *fm;
