@@ -73,6 +73,18 @@ static int failf(int rc, const char *fmt, ...) {
     return rc;
 }
 
+/* A context and a model for cfg (initialised, weights still to load). */
+static int open_model(mt_ctx **ctx, mt_model **m, const mt_config *cfg) {
+    char err[600];
+    if (mt_ctx_create(ctx, err, sizeof err)) return failf(1, "%s", err);
+    if (mt_model_create(m, *ctx, cfg, 0)) {
+        int rc = failf(1, "%s", mt_ctx_error(*ctx));
+        mt_ctx_destroy(*ctx);
+        return rc;
+    }
+    return 0;
+}
+
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);
@@ -772,7 +784,7 @@ static int check_covers(const char *path, mt_model *m, int (*keep)(void *, const
 }
 
 static int run_adapter_in(const char *dir, const char *base, const char *pretrained, const char *output) {
-    char cfg_path[PATH_CAP + 64], json[PATH_CAP + 64], am[PATH_CAP + 64], tm[PATH_CAP + 64], err[600];
+    char cfg_path[PATH_CAP + 64], json[PATH_CAP + 64], am[PATH_CAP + 64], tm[PATH_CAP + 64];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.yaml", dir);
     snprintf(json, sizeof json, "%s/adapter_config.json", dir);
     snprintf(am, sizeof am, "%s/adapter_model.safetensors", dir);
@@ -793,13 +805,8 @@ static int run_adapter_in(const char *dir, const char *base, const char *pretrai
     if (rc) return rc;
     if ((rc = check_adapter_config(json, &cfg))) return rc;
     mt_ctx *ctx;
-    if (mt_ctx_create(&ctx, err, sizeof err)) return failf(1, "%s", err);
     mt_model *m;
-    if (mt_model_create(&m, ctx, &cfg, 0)) {
-        rc = failf(1, "%s", mt_ctx_error(ctx));
-        mt_ctx_destroy(ctx);
-        return rc;
-    }
+    if ((rc = open_model(&ctx, &m, &cfg))) return rc;
     if (mt_model_load(m, ctx, src, base ? MT_LOAD_CHECKPOINT : MT_LOAD_PRETRAINED))
         rc = failf(1, "%s", mt_ctx_error(ctx));
     if (!rc) rc = check_covers(am, m, is_lora, NULL, "adapter (lora_*)");
@@ -898,15 +905,9 @@ int main(int argc, char **argv) {
         }
     }
     if (!file_exists(weights)) return failf(1, "%s: no such file", weights);
-    char err[600];
     mt_ctx *ctx;
-    if (mt_ctx_create(&ctx, err, sizeof err)) return failf(1, "%s", err);
     mt_model *m;
-    if (mt_model_create(&m, ctx, &cfg, 0)) {
-        rc = failf(1, "%s", mt_ctx_error(ctx));
-        mt_ctx_destroy(ctx);
-        return rc;
-    }
+    if ((rc = open_model(&ctx, &m, &cfg))) return rc;
     if (mt_model_load(m, ctx, weights, MT_LOAD_CHECKPOINT)) rc = failf(1, "%s", mt_ctx_error(ctx));
     if (!rc) rc = merge ? run_merge(m, ctx, &cfg, t, output, bench, batch) : run_adapter_out(m, ctx, &cfg, adapter_out);
     mt_model_destroy(m);
