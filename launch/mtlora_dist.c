@@ -658,9 +658,7 @@ static int bench_report(run_state *s) {
     MPI_Reduce(mine, worst, 4, MPI_DOUBLE, MPI_MAX, 0, s->d.sync);
     if (s->d.rank) return 0;
     mt_config full = s->cfg; /* the same model as the full fine-tuning baseline */
-    snprintf(full.adapter.kind, sizeof full.adapter.kind, "full_ft");
-    for (int k = 0; k < MT_LAYER_KINDS; k++) full.adapter.layer[k][0] = '\0';
-    full.mtlora.enabled = 0;
+    mt_config_use_full_ft(&full);
     size_t full_trainable = 0;
     mt_model *fm;
     if (!mt_config_finalize(&full, err, sizeof err) && !mt_model_create(&fm, s->ctx, &full, 1)) {

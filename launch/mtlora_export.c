@@ -26,6 +26,7 @@
 
 #include "mtlora/config.h"
 #include "mtlora/model.h"
+#include "mtlora/rng.h"
 #include "mtlora/safetensors.h"
 
 #define PROG "mtlora-export"
@@ -178,14 +179,10 @@ static void json_str(sbuf *b, const char *s) {
     sb_printf(b, "\"");
 }
 
-/* The shortest decimal that reads back as the same float (config values
- * are floats: 0.1, not 0.100000001). */
+/* Config values are floats: written as the configuration writes them. */
 static void json_num(sbuf *b, double v) {
     char t[32];
-    for (int prec = 6; prec <= 9; prec++) {
-        snprintf(t, sizeof t, "%.*g", prec, v);
-        if (strtof(t, NULL) == (float)v) break;
-    }
+    mt_config_format_float(t, sizeof t, (float)v);
     sb_printf(b, "%s", t);
 }
 
@@ -314,13 +311,10 @@ static void adapter_config_fields(sbuf *b, const mt_config *c) {
         sb_printf(b, "}");
     }
     if (has_kind(c, MT_ADAPTER_CGC_LORA)) {
-        int T = c->ntasks, ns = a->n_shared_experts, np = a->cgc_task, re[MT_MAX_STAGES];
-        for (int s = 0; s < L; s++) {
-            re[s] = c->mtlora.r[s] / (ns + T * np);
-            if (re[s] < 1) re[s] = 1;
-        }
+        int re[MT_MAX_STAGES];
+        for (int s = 0; s < L; s++) re[s] = mt_config_cgc_expert_rank(c, s);
         sb_printf(b, ",\n  \"cgc_lora\": {\"shared_experts\": %d, \"task_experts\": %d, \"gate_dim\": %d, "
-                     "\"expert_r\": ", ns, np, a->cgc_gate_dim);
+                     "\"expert_r\": ", a->n_shared_experts, a->cgc_task, a->cgc_gate_dim);
         json_ints(b, re, L);
         sb_printf(b, "}");
     }
@@ -589,21 +583,15 @@ static double bench_forward(mt_model *m, mt_ctx *ctx, const float *images, int B
     return med;
 }
 
-/* Standard normal images (what normalised inputs look like), splitmix64 and
- * Box-Muller. */
+/* Standard normal images (what normalised inputs look like): the
+ * project's counter-based generator and Box-Muller. */
 static float *random_images(size_t count, uint64_t seed) {
     float *x = malloc(count * sizeof *x);
     if (!x) return NULL;
-    uint64_t s = seed;
     for (size_t i = 0; i < count; i += 2) {
         double u[2];
-        for (int k = 0; k < 2; k++) {
-            uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            z ^= z >> 31;
-            u[k] = ((double)(z >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-        }
+        for (int k = 0; k < 2; k++)
+            u[k] = ((double)(mt_rng_bits(seed, i + (size_t)k) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
         double r = sqrt(-2.0 * log(u[0])), th = 6.283185307179586 * u[1];
         x[i] = (float)(r * cos(th));
         if (i + 1 < count) x[i + 1] = (float)(r * sin(th));
@@ -626,20 +614,11 @@ static int run_merge(mt_model *m, mt_ctx *ctx, const mt_config *cfg, int t, cons
     if (mt_model_merge_task(m, ctx, t, plain)) rc = failf(1, "%s", mt_ctx_error(ctx));
     if (!rc && mt_model_save(plain, ctx, output)) rc = failf(1, "%s", mt_ctx_error(ctx));
     if (!rc && mt_config_write_yaml(&pc, yaml, err, sizeof err)) rc = failf(1, "%s", err);
-    if (!rc) {
-        st_file f;
-        if (st_load(&f, output, err, sizeof err)) {
-            rc = failf(1, "reading back the merged model: %s", err);
-        } else {
-            size_t values = 0;
-            for (int i = 0; i < f.count; i++) values += f.tensors[i].count;
-            printf("merged task %s (%s model, %d encoder path%s) into %s: %d tensors, %zu values; "
-                   "config %s\n",
-                   cfg->tasks[t], model_kind(cfg), cfg->adapter.paths,
-                   cfg->adapter.paths == 1 ? "" : "s", output, f.count, values, yaml);
-            st_free(&f);
-        }
-    }
+    if (!rc)
+        printf("merged task %s (%s model, %d encoder path%s) into %s: %d tensors, %zu parameters; "
+               "config %s\n",
+               cfg->tasks[t], model_kind(cfg), cfg->adapter.paths, cfg->adapter.paths == 1 ? "" : "s",
+               output, mt_model_bank(plain)->count, mt_model_param_counts(plain).total, yaml);
     if (!rc && bench > 0) {
         size_t per = (size_t)cfg->in_chans * cfg->img_size * cfg->img_size;
         float *im = random_images(per * (size_t)batch, 12345);

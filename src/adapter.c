@@ -61,27 +61,6 @@ mt_status adapter_delta_backward(mt_ctx *ctx, const lora_linear *l, float *dx, c
     return MT_OK;
 }
 
-int model_adapted_layers(mt_model *m, lora_linear **out, int cap) {
-    int n = 0;
-    for (int s = 0; s < m->L; s++) {
-        swin_stage *st = &m->stages[s];
-        for (int b = 0; b < st->depth; b++) {
-            swin_block *blk = &st->blocks[b];
-            lora_linear *ls[4] = {&blk->qkv, &blk->proj, &blk->fc1, &blk->fc2};
-            for (int k = 0; k < 4; k++)
-                if (ls[k]->r) {
-                    if (out && n < cap) out[n] = ls[k];
-                    n++;
-                }
-        }
-        if (st->has_merge && st->reduction.r) {
-            if (out && n < cap) out[n] = &st->reduction;
-            n++;
-        }
-    }
-    return n;
-}
-
 /* Runs the body for every task-dependent layer l. */
 #define FOR_PATH_LAYERS(m, l, ...)                                                     \
     for (int s_ = 0; s_ < (m)->L; s_++)                                                 \
@@ -96,7 +75,6 @@ int model_adapted_layers(mt_model *m, lora_linear **out, int cap) {
         }
 
 mt_status adapter_alloc(mt_model *m, mt_ctx *ctx) {
-    size_t total = 0;
     for (int pass = 0; pass < 2; pass++) {
         size_t used = 0;
         FOR_PATH_LAYERS(m, l, {
@@ -117,13 +95,11 @@ mt_status adapter_alloc(mt_model *m, mt_ctx *ctx) {
             }
         });
         if (!pass) {
-            total = used;
-            if (!total) return MT_OK;
-            m->adapter_mem = calloc(total, sizeof(float));
+            if (!used) return MT_OK;
+            m->adapter_mem = calloc(used, sizeof(float));
             if (!m->adapter_mem)
                 return mt_fail(ctx, MT_ERR_NOMEM, "model: cannot allocate %.1f MB for the adapters",
-                               total * 4.0 / 1e6);
-            m->adapter_floats = total;
+                               used * 4.0 / 1e6);
         }
     }
     return MT_OK;

@@ -713,6 +713,18 @@ static const mt_named_list *find_list(const mt_named_list *l, int n, const char 
 static const char *const ADAPTER_NAMES[] = {"none", "mtlora", "lora", "mtl_lora", "cgc_lora"};
 static const char *const LAYER_KEYS[MT_LAYER_KINDS] = {"QKV", "PROJ", "FC1", "FC2"};
 
+int mt_config_cgc_expert_rank(const mt_config *c, int s) {
+    const int re = c->mtlora.r[s] / (c->adapter.n_shared_experts + c->ntasks * c->adapter.cgc_task);
+    return re < 1 ? 1 : re;
+}
+
+void mt_config_use_full_ft(mt_config *c) {
+    snprintf(c->adapter.kind, sizeof c->adapter.kind, "full_ft");
+    for (int k = 0; k < MT_LAYER_KINDS; k++) c->adapter.layer[k][0] = '\0';
+    c->mtlora.enabled = 0;
+    c->mtlora.downsampler_enabled = 0;
+}
+
 const char *mt_adapter_kind_name(mt_adapter_kind k) {
     return (unsigned)k < sizeof ADAPTER_NAMES / sizeof ADAPTER_NAMES[0] ? ADAPTER_NAMES[k] : "?";
 }
@@ -966,14 +978,16 @@ static void write_quoted(FILE *f, const char *v) {
     fputc('"', f);
 }
 
-/* The shortest decimal that reads back as the same float (0.2, not
- * 0.200000003). */
-static void write_float(FILE *f, float v) {
-    char buf[32];
+void mt_config_format_float(char *buf, size_t cap, float v) {
     for (int prec = 6; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        snprintf(buf, cap, "%.*g", prec, v);
         if (strtof(buf, NULL) == v) break;
     }
+}
+
+static void write_float(FILE *f, float v) {
+    char buf[32];
+    mt_config_format_float(buf, sizeof buf, v);
     fputs(buf, f);
 }
 

@@ -170,8 +170,7 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
      * batch of P * B images: path p is rows [p B, (p + 1) B). */
     const int Be = m->P * B;
     const size_t pe_n = (size_t)B * m->grid0 * m->grid0 * c->embed_dim;
-    for (int p = 1; p < m->P; p++) mt_copy(a->pe_rep + p * pe_n, a->pe_out, pe_n);
-    if (m->P > 1) mt_copy(a->pe_rep, a->pe_out, pe_n);
+    for (int p = 0; p < m->P && m->P > 1; p++) mt_copy(a->pe_rep + p * pe_n, a->pe_out, pe_n);
     const float *x = m->P > 1 ? a->pe_rep : a->pe_out;
     for (int s = 0; s < m->L; s++) {
         const swin_stage *st = &m->stages[s];

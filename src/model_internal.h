@@ -132,7 +132,6 @@ struct mt_model {
     float gate_p[T_MAX][CGC_MAX_EXPERTS];
     double gate_dp[T_MAX][CGC_MAX_EXPERTS];
     float *adapter_mem; /* effA/effK/effM/effdA/effdK of every task-dependent layer */
-    size_t adapter_floats;
     /* activations for batch `B` */
     int B, trained_forward, have_loss_grad;
     const float *images;
@@ -175,8 +174,6 @@ mt_status adapter_delta_forward(mt_ctx *ctx, const lora_linear *l, float *y, con
                                 float *mid, const float *x, int rows);
 mt_status adapter_delta_backward(mt_ctx *ctx, const lora_linear *l, float *dx, const float *dy,
                                  const float *x, const float *mid, int rows, int accumulate);
-/* Every adapted layer of the model, in a fixed order (for walks). */
-int model_adapted_layers(mt_model *m, lora_linear **out, int cap);
 mt_status adapter_alloc(mt_model *m, mt_ctx *ctx);
 mt_status adapter_prepare(mt_model *m, mt_ctx *ctx);
 void adapter_zero_grads(mt_model *m);

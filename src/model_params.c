@@ -171,8 +171,7 @@ static void model_geometry(mt_model *m) {
                         /* all experts of a layer together cost one rank-r LoRA */
                         l->ns = ad->n_shared_experts;
                         l->np = ad->cgc_task;
-                        l->re = ml->r[s] / (l->ns + m->T * l->np);
-                        if (l->re < 1) l->re = 1;
+                        l->re = mt_config_cgc_expert_rank(c, s);
                         l->r = (l->ns + l->np) * l->re;
                         l->scale = ad->cgc_scale;
                         l->dropout = ad->cgc_dropout;

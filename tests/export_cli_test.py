@@ -178,6 +178,16 @@ def plain_name(n):
     return n[len("backbone."):].replace(".linear.", ".")
 
 
+def load_back(case, adapter_dir, W, flag, src, suffix, what):
+    """--adapter DIR onto src (--base or --pretrained): every tensor of W back bit for bit."""
+    back = os.path.join(WORK, case + suffix + ".safetensors")
+    rc, log = run(EXPORT, ["--adapter", adapter_dir, flag, src, "--output", back])
+    if check("%s --adapter %s" % (case, flag), rc == 0, log[-300:]):
+        B = read_safetensors(back)
+        diff = [n for n in W if n not in B or not same(B[n], W[n])]
+        check(what, sorted(n for n in B if not derived(n)) == sorted(W) and not diff, str(diff[:4]))
+
+
 for case, peft in ADAPTER_CASES.items():
     cfg, w = case_files(case)
     tasks, S, r = config_info(cfg)
@@ -233,13 +243,8 @@ for case, peft in ADAPTER_CASES.items():
         scrambled[n] = v
     base = os.path.join(WORK, case + "_base.safetensors")
     write_safetensors(base, scrambled)
-    back = os.path.join(WORK, case + "_back.safetensors")
-    rc, log = run(EXPORT, ["--adapter", out, "--base", base, "--output", back])
-    if check(case + " --adapter --base", rc == 0, log[-300:]):
-        B = read_safetensors(back)
-        diff = [n for n in W if n not in B or not same(B[n], W[n])]
-        check("%s loaded back == weights.safetensors, all %d tensors bit for bit" % (case, len(W)),
-              sorted(n for n in B if not derived(n)) == sorted(W) and not diff, str(diff[:4]))
+    load_back(case, out, W, "--base", base, "_back",
+              "%s loaded back == weights.safetensors, all %d tensors bit for bit" % (case, len(W)))
     # an ImageNet-style Swin file: plain names, the frozen encoder (and
     # scrambled trained encoder tensors, which the adapter overrides)
     pre = {plain_name(n): v for n, v in scrambled.items()
@@ -248,13 +253,8 @@ for case, peft in ADAPTER_CASES.items():
     pre["head.weight"] = rng.standard_normal((10, 64)).astype(np.float32)  # classifier: ignored
     pfile = os.path.join(WORK, case + "_swin.safetensors")
     write_safetensors(pfile, pre)
-    back = os.path.join(WORK, case + "_back_pre.safetensors")
-    rc, log = run(EXPORT, ["--adapter", out, "--pretrained", pfile, "--output", back])
-    if check(case + " --adapter --pretrained", rc == 0, log[-300:]):
-        B = read_safetensors(back)
-        diff = [n for n in W if n not in B or not same(B[n], W[n])]
-        check("%s loaded back onto plain Swin == weights.safetensors, bit for bit" % case,
-              sorted(n for n in B if not derived(n)) == sorted(W) and not diff, str(diff[:4]))
+    load_back(case, out, W, "--pretrained", pfile, "_back_pre",
+              "%s loaded back onto plain Swin == weights.safetensors, bit for bit" % case)
 
 # ---- refusals of the adapter modes ----------------------------------------------
 src = os.path.join(WORK, "mtl_lora_adapter")
