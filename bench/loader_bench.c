@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "mtlora/shard.h"
-#include "mtlora/shard_loader.h"
+#include "mtlora/io/shards/shard.h"
+#include "mtlora/io/shards/shard_loader.h"
 
 static double now(void) {
     struct timespec t;

@@ -17,12 +17,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "mtlora/adamw.h"
-#include "mtlora/config.h"
-#include "mtlora/layers.h"
-#include "mtlora/model.h"
-#include "mtlora/rng.h"
-#include "mtlora/shard_loader.h"
+#include "mtlora/train/adamw.h"
+#include "mtlora/config/config.h"
+#include "mtlora/ops/layers.h"
+#include "mtlora/model/model.h"
+#include "mtlora/base/rng.h"
+#include "mtlora/io/shards/shard_loader.h"
 
 static double now(void) {
     struct timespec t;

@@ -21,7 +21,7 @@
 #include <jerror.h>
 #include <png.h>
 
-#include "mtlora/image_codec.h"
+#include "mtlora/io/image_codec.h"
 
 /* A corrupt header must not be able to request a huge allocation: 2^28
  * pixels is 768 MiB as RGB, far beyond any real dataset image. */

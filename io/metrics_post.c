@@ -1,5 +1,5 @@
 /* metrics_post.c - see metrics_post.h. */
-#include "mtlora/metrics_post.h"
+#include "mtlora/io/metrics_post.h"
 
 #include <curl/curl.h>
 #include <pthread.h>

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mtlora/safetensors.h"
+#include "mtlora/io/safetensors.h"
 
 #define fail mt_errf
 

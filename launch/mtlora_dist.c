@@ -30,21 +30,21 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "mtlora/adamw.h"
-#include "mtlora/checkpoint.h"
-#include "mtlora/config.h"
-#include "mtlora/dist.h"
-#include "mtlora/lr_schedule.h"
-#include "mtlora/metrics.h"
-#include "mtlora/metrics_post.h"
-#include "mtlora/model.h"
-#include "mtlora/param_bank.h"
-#include "mtlora/rng.h"
-#include "mtlora/shard.h"
-#include "mtlora/shard_loader.h"
+#include "mtlora/train/adamw.h"
+#include "mtlora/train/checkpoint.h"
+#include "mtlora/config/config.h"
+#include "mtlora/mpi/dist.h"
+#include "mtlora/train/lr_schedule.h"
+#include "mtlora/train/metrics.h"
+#include "mtlora/io/metrics_post.h"
+#include "mtlora/model/model.h"
+#include "mtlora/model/param_bank.h"
+#include "mtlora/base/rng.h"
+#include "mtlora/io/shards/shard.h"
+#include "mtlora/io/shards/shard_loader.h"
 
-#include "dist_report.h"
-#include "dist_watchdog.h"
+#include "mtlora/mpi/dist_report.h"
+#include "mtlora/mpi/dist_watchdog.h"
 
 #define ERRLEN 1024
 

@@ -24,10 +24,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "mtlora/config.h"
-#include "mtlora/model.h"
-#include "mtlora/rng.h"
-#include "mtlora/safetensors.h"
+#include "mtlora/config/config.h"
+#include "mtlora/model/model.h"
+#include "mtlora/base/rng.h"
+#include "mtlora/io/safetensors.h"
 
 #define PROG "mtlora-export"
 #define ADAPTER_FORMAT "mtlora-adapter"

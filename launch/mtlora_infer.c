@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/config.h"
-#include "mtlora/h5io.h"
-#include "mtlora/model.h"
+#include "mtlora/config/config.h"
+#include "mtlora/io/shards/h5io.h"
+#include "mtlora/model/model.h"
 
 static void usage(FILE *f) {
     fputs("usage: mtlora-infer [--config FILE] [--tasks a,b,...] [--opts KEY VALUE ...]\n"

@@ -22,10 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mtlora/image_codec.h"
-#include "mtlora/pascal_source.h"
-#include "mtlora/shard.h"
-#include "mtlora/synthetic_pascal.h"
+#include "mtlora/io/image_codec.h"
+#include "mtlora/io/pascal/pascal_source.h"
+#include "mtlora/io/shards/shard.h"
+#include "mtlora/io/pascal/synthetic_pascal.h"
 
 #define ERRLEN 1024
 

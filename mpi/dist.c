@@ -1,12 +1,12 @@
 /* dist.c - start-up agreement, node-shared frozen weights, SyncBN sums
  * (dist.h). */
-#include "mtlora/dist.h"
+#include "mtlora/mpi/dist.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "mtlora/hash.h"
-#include "mtlora/param_bank.h"
+#include "mtlora/base/hash.h"
+#include "mtlora/model/param_bank.h"
 
 static mt_status mpi_fail(char *err, size_t errlen, int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING];

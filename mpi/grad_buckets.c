@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mtlora/dist.h"
+#include "mtlora/mpi/dist.h"
 
 struct grad_buckets {
     dist_ctx *d;

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/augment.h"
-#include "mtlora/image_warp.h"
+#include "mtlora/data/augment.h"
+#include "mtlora/data/image_warp.h"
 #include "tensor_bundle.h"
 #include "test_util.h"
 

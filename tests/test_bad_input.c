@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/adamw.h"
-#include "mtlora/layers.h"
-#include "mtlora/loss.h"
+#include "mtlora/train/adamw.h"
+#include "mtlora/ops/layers.h"
+#include "mtlora/model/loss.h"
 #include "test_util.h"
 
 static mt_ctx *ctx;

@@ -2,7 +2,7 @@
 #include <check.h>
 #include <stdlib.h>
 
-#include "mtlora/layers.h"
+#include "mtlora/ops/layers.h"
 #include "test_util.h"
 
 START_TEST(cache_reuses_primitives) {

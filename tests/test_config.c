@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mtlora/config.h"
-#include "mtlora/model.h"
+#include "mtlora/config/config.h"
+#include "mtlora/model/model.h"
 #include "test_util.h"
 
 static char err[1024];

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/edge_map.h"
+#include "mtlora/data/edge_map.h"
 #include "tensor_bundle.h"
 #include "test_util.h"
 

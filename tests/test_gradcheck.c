@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/layers.h"
-#include "mtlora/loss.h"
+#include "mtlora/ops/layers.h"
+#include "mtlora/model/loss.h"
 #include "test_util.h"
 
 #define EPS 1e-2f

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mtlora/image_codec.h"
+#include "mtlora/io/image_codec.h"
 #include "tensor_bundle.h"
 
 static char err[1024];

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/augment.h"
-#include "mtlora/shard.h"
-#include "mtlora/shard_loader.h"
+#include "mtlora/data/augment.h"
+#include "mtlora/io/shards/shard.h"
+#include "mtlora/io/shards/shard_loader.h"
 #include "test_util.h"
 
 static const char *dir;

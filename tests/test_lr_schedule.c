@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "mtlora/lr_schedule.h"
+#include "mtlora/train/lr_schedule.h"
 #include "tensor_bundle.h"
 #include "test_util.h"
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/metrics.h"
+#include "mtlora/train/metrics.h"
 #include "tensor_bundle.h"
 #include "test_util.h"
 

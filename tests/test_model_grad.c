@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/config.h"
-#include "mtlora/model.h"
-#include "mtlora/rng.h"
+#include "mtlora/config/config.h"
+#include "mtlora/model/model.h"
+#include "mtlora/base/rng.h"
 #include "test_util.h"
 
 static char err[1024];

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/adamw.h"
-#include "mtlora/config.h"
-#include "mtlora/model.h"
-#include "mtlora/safetensors.h"
+#include "mtlora/train/adamw.h"
+#include "mtlora/config/config.h"
+#include "mtlora/model/model.h"
+#include "mtlora/io/safetensors.h"
 #include "tensor_bundle.h"
 #include "test_util.h"
 

@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/param_bank.h"
+#include "mtlora/model/param_bank.h"
+#include "mtlora/train/adamw.h"
 #include "test_util.h"
 
 START_TEST(layout_and_groups) {

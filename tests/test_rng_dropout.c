@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mtlora/layers.h"
-#include "mtlora/rng.h"
+#include "mtlora/ops/layers.h"
+#include "mtlora/base/rng.h"
 #include "test_util.h"
 
 START_TEST(uniform_is_uniform) {

@@ -4,8 +4,8 @@
  * each other: semseg vs LabelMap, instance masks vs semseg, person parts
  * inside their person, saliency = objects, unit normals.
  *
- * Links only mtlora_pack_lib (matio, serial HDF5) and Check: the test
- * utilities pull in mtlora_core and its parallel HDF5, which must not share
+ * Links only mtlora_pascal (matio, serial HDF5) and Check: the test
+ * utilities pull in mtlora_train and its parallel HDF5, which must not share
  * a process with matio's serial one. With MTLORA_SYNTHETIC_DIR set, the
  * set is left there for tests/reference/synthetic_check.py. */
 #include <check.h>
@@ -21,9 +21,9 @@
 
 #include <matio.h>
 
-#include "mtlora/image_codec.h"
-#include "mtlora/pascal_classes.h"
-#include "mtlora/synthetic_pascal.h"
+#include "mtlora/io/image_codec.h"
+#include "mtlora/data/pascal_classes.h"
+#include "mtlora/io/pascal/synthetic_pascal.h"
 
 enum { PATH_LEN = 4096 };
 

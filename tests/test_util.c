@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mtlora/rng.h"
+#include "mtlora/base/rng.h"
 
 void fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * mt_rng_uniform(seed, i);

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "mtlora/context.h"
+#include "mtlora/ops/context.h"
 
 /* Uniform values in [lo, hi), reproducible from seed. */
 void fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mtlora/config.h"
-#include "mtlora/model.h"
-#include "mtlora/safetensors.h"
+#include "mtlora/config/config.h"
+#include "mtlora/model/model.h"
+#include "mtlora/io/safetensors.h"
 #include "test_util.h"
 
 static char path[256], err[1024];

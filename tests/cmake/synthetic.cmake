@@ -1,10 +1,10 @@
 # The synthetic PASCAL-Context set. test_synthetic links only the packer's
-# library and Check: mtlora_testutil/mtlora_core bring the parallel HDF5,
+# library and Check: mtlora_testutil/mtlora_train bring the parallel HDF5,
 # which must not share a process with matio's serial one. It leaves its set
 # in MTLORA_SYNTHETIC_DIR, where the official loader's reading code
 # (tests/reference/synthetic_check.py) then reads it.
 add_executable(test_synthetic test_synthetic.c)
-target_link_libraries(test_synthetic PRIVATE mtlora_pack_lib PkgConfig::CHECK)
+target_link_libraries(test_synthetic PRIVATE mtlora_pascal PkgConfig::CHECK)
 
 set(MTLORA_SYNTHETIC_DIR ${CMAKE_CURRENT_BINARY_DIR}/synthetic_set)
 add_test(NAME synthetic COMMAND test_synthetic)

@@ -1,0 +1,63 @@
+/* safetensors.h - reading and writing the safetensors format:
+ *   u64 little-endian header length N, N bytes of JSON
+ *   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+ *    "__metadata__": {"k": "v"}}, then the data (offsets relative to it).
+ * The reader checks every offset and size against the file before any
+ * tensor is touched, so a truncated or malformed file is refused with a
+ * message and never read out of bounds. */
+#ifndef MTLORA_SAFETENSORS_H
+#define MTLORA_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "mtlora/base/status.h"
+
+#define ST_NAME_LEN 160
+#define ST_MAX_DIMS 8
+
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_U8, ST_BOOL } st_dtype;
+
+typedef struct {
+    char name[ST_NAME_LEN];
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    size_t count;        /* elements */
+    size_t begin, end;   /* byte offsets into the data section */
+} st_tensor;
+
+typedef struct {
+    st_tensor *tensors;
+    int count;
+    unsigned char *file; /* whole file */
+    size_t file_len;
+    const unsigned char *data;
+    size_t data_len;
+} st_file;
+
+mt_status st_load(st_file *f, const char *path, char *err, size_t errlen);
+void st_free(st_file *f);
+const st_tensor *st_find(const st_file *f, const char *name);
+size_t st_dtype_size(st_dtype d);
+const char *st_dtype_name(st_dtype d);
+
+/* Converts a tensor of any float dtype (or integer, for buffers) to float32. */
+mt_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *err, size_t errlen);
+/* Reads a scalar or one-element I64/I32 tensor. */
+mt_status st_read_i64(const st_file *f, const st_tensor *t, int64_t *out, char *err, size_t errlen);
+
+typedef struct {
+    const char *name;
+    st_dtype dtype; /* ST_F32 or ST_I64 */
+    int ndim;
+    const int64_t *shape;
+    const void *data;
+} st_entry;
+
+/* Writes the entries (plus optional metadata pairs) to path atomically:
+ * a temporary file renamed into place, so a crash never leaves a
+ * half-written file under the final name. */
+mt_status st_write(const char *path, const st_entry *entries, int n, const char *const *meta_kv,
+                   int n_meta, char *err, size_t errlen);
+
+#endif

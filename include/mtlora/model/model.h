@@ -1,0 +1,137 @@
+/* model.h - the MTLoRA multi-task Swin model (and its full fine-tuning
+ * baseline) as the official scale-lab/MTLoRA code defines it:
+ * SwinTransformerMTLoRA + per-task Downsampler + HighResolutionHead,
+ * logits resized to the input size.
+ *
+ * Parameters live in the model's param_bank under the official state-dict
+ * names ("backbone.layers.0.blocks.0.attn.qkv.lora_shared_A", ...), so the
+ * trainable ones are one contiguous buffer and their gradients another. */
+#ifndef MTLORA_MODEL_H
+#define MTLORA_MODEL_H
+
+#include <stdint.h>
+#include "mtlora/config/config.h"
+#include "mtlora/ops/context.h"
+#include "mtlora/model/param_bank.h"
+#include "mtlora/base/status.h"
+
+typedef struct mt_model mt_model;
+
+/* Targets of one batch at the input resolution S x S. NULL for a task
+ * means that task has no target in this batch (its loss is skipped).
+ *  semseg, human_parts: labels [B, S, S], 0..K-1, 255 ignored
+ *  sal, edge:            [B, S, S] in {0, 1} (>= 0.5 is positive)
+ *  normals:              [B, 3, S, S], 255 ignored */
+typedef struct {
+    const uint8_t *labels[6];
+    const float *values[6];
+} mt_targets;
+
+/* Builds the model for a finalized config: registers every tensor under
+ * its official name, allocates the bank and initialises as the official
+ * code does (trunc-normal 0.02 linears, LayerNorm 1/0, LoRA A
+ * kaiming-uniform a=sqrt(5), B zero, PyTorch's conv defaults), with our
+ * own random stream from `seed`. */
+mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uint64_t seed);
+void mt_model_destroy(mt_model *m);
+
+const mt_config *mt_model_config(const mt_model *m);
+param_bank *mt_model_bank(mt_model *m);
+
+/* Forward on images [B, in_chans, S, S] (normalised). training != 0:
+ * batch-norm batch statistics, dropout and drop path drawn from `seed`
+ * (a pure function of seed, so a step is reproducible), and everything
+ * the backward needs is kept. */
+mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B, int training,
+                           uint64_t seed);
+
+/* Logits of task t from the last forward: [B, K_t, S, S]. */
+const float *mt_model_logits(const mt_model *m, int t);
+
+/* The official weighted multi-task loss of the last forward; per-task
+ * values in task_loss (may be NULL). With want_grad, the gradient with
+ * respect to the logits is kept for mt_model_backward. */
+mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, double *total,
+                        double *task_loss, int want_grad);
+
+/* Backward of the last training forward and loss: ADDS the gradients of
+ * every trainable tensor into the bank's gradient buffer (zero it first). */
+mt_status mt_model_backward(mt_model *m, mt_ctx *ctx);
+
+/* During mt_model_backward, fn(user, offset, count) is called once per
+ * trainable tensor as soon as its gradient is final (no later part of the
+ * backward adds to it): decoders first, then stage by stage from the last,
+ * then the patch embedding. (offset, count) index the gradient buffer. The
+ * data-parallel trainer starts each bucket's allreduce from here. Between
+ * blocks it is also called with count 0, a progress point (Open MPI moves
+ * pending messages only inside MPI calls). NULL turns it off. */
+/* BatchNorm's num_batches_tracked (training forwards so far), kept by
+ * checkpoints so a resumed run saves the same model file. */
+int64_t mt_model_bn_tracked(const mt_model *m);
+void mt_model_set_bn_tracked(mt_model *m, int64_t n);
+
+typedef void (*mt_grad_ready_fn)(void *user, size_t offset, size_t count);
+void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user);
+
+/* Makes the model read its frozen tensors from caller-owned memory of
+ * bank->n_frozen floats (an MPI shared-memory window that all ranks of a
+ * node map), copying the current values there when copy != 0; the model
+ * stops owning that memory. */
+mt_status mt_model_use_frozen(mt_model *m, mt_ctx *ctx, float *frozen, int copy);
+
+/* Parameter counts by group. */
+typedef struct {
+    size_t total, trainable, frozen;
+    size_t lora, decoder, patch_embed, norms, rel_bias, merging;
+} mt_param_counts;
+mt_param_counts mt_model_param_counts(const mt_model *m);
+
+/* Analytic multiply-accumulate counts per image (2 FLOPs each): one
+ * forward, and one training step (forward + backward of what trains). */
+typedef struct {
+    double forward_macs, train_macs;
+} mt_flops;
+mt_flops mt_model_flops(const mt_model *m);
+
+/* ---- weights in safetensors (io/model_io.c) --------------------------
+ * Saved: every parameter and buffer under its official state-dict name,
+ * including BatchNorm running statistics and num_batches_tracked, the
+ * relative_position_index and attn_mask buffers, so the file loads into the
+ * official PyTorch model with strict=True. */
+mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path);
+
+typedef enum {
+    MT_LOAD_CHECKPOINT, /* a whole-model file: every tensor must match */
+    MT_LOAD_PRETRAINED, /* an ImageNet Swin file (plain names, with or without
+                           "backbone."): initialises the encoder; LoRA,
+                           decoders, norm.* and head.* are expected absent */
+    MT_LOAD_SUBSET      /* some of the model's tensors under their names (an
+                           adapter file): each must exist with its shape,
+                           the rest is left as it is */
+} mt_load_mode;
+
+/* Loads weights. Missing, unexpected and wrongly shaped tensors are listed
+ * by name in the context's error (and nothing is half-applied: the model
+ * is only changed when the whole file checks out). */
+mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode mode);
+
+/* Saves only the tensors for which keep(user, name) is non-zero (no derived
+ * buffers); keep NULL: as mt_model_save. */
+mt_status mt_model_save_subset(mt_model *m, mt_ctx *ctx, const char *path,
+                               int (*keep)(void *user, const char *name), void *user);
+
+/* ---- per-task merging (src/model_merge.c) -----------------------------
+ * Task t's adapted weights fold into a plain model: every adapted linear
+ * becomes W + dW_t (its whole low-rank update on path t), the rest is
+ * copied, and only task t's head is kept. The plain model is a full
+ * fine-tuning Swin (plain names) with the one task: its config comes from
+ * mt_model_merged_config. MTLoRA's task paths cannot be folded (their
+ * fc1/fc2 task terms apply the frozen weight to the shared activation and
+ * the low-rank term to the task's); such models are refused. */
+mt_status mt_model_merged_config(const mt_model *m, mt_ctx *ctx, int t, mt_config *out);
+mt_status mt_model_merge_task(mt_model *m, mt_ctx *ctx, int t, mt_model *plain);
+
+/* Writes the gradient of every trainable tensor under its official name. */
+mt_status mt_model_save_grads(mt_model *m, mt_ctx *ctx, const char *path, double loss);
+
+#endif

@@ -1,0 +1,100 @@
+/* decoder.c - a task's Downsampler and HighResolutionHead (seg_hrnet.py):
+ * 1x1 convs (no bias) on the four feature levels, levels 1..3 resized
+ * bilinearly to level 0's size and concatenated, conv 1x1 (4x channels,
+ * bias), BatchNorm2d, ReLU, conv 1x1 to the task's outputs, then bilinear
+ * resize to the input size. The 1x1 convs on token features are matmuls
+ * on the [B*hw, dim] tokens; oneDNN reorders move between token and NCHW
+ * layouts (and into the concatenation's channel slices) without copies of
+ * our own. */
+#include <string.h>
+
+#include "model_internal.h"
+#include "mtlora/ops/layers.h"
+
+/* Copies [B, ch, hw] between a token layout ([B, hw, ch]), a dense NCHW
+ * tensor, and a channel slice of a [B, csum, hw] tensor. */
+typedef enum { LAY_TOKENS, LAY_NCHW, LAY_SLICE } layout;
+
+static void strides_of(layout l, int ch, int hw, int csum, int64_t s[3]) {
+    if (l == LAY_TOKENS) { s[0] = (int64_t)hw * ch; s[1] = 1; s[2] = ch; }
+    else if (l == LAY_NCHW) { s[0] = (int64_t)ch * hw; s[1] = hw; s[2] = 1; }
+    else { s[0] = (int64_t)csum * hw; s[1] = hw; s[2] = 1; }
+}
+
+static mt_status move(mt_ctx *ctx, float *dst, layout dl, const float *src, layout sl, int B,
+                      int ch, int hw, int csum) {
+    int64_t dims[3] = {B, ch, hw}, ds[3], ss[3];
+    strides_of(dl, ch, hw, csum, ds);
+    strides_of(sl, ch, hw, csum, ss);
+    return mt_reorder(ctx, "decoder", dst, ds, src, ss, 3, dims, 0);
+}
+
+mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training) {
+    const mt_config *c = &m->cfg;
+    task_decoder *d = &m->dec[t];
+    decoder_acts *a = &m->a.dec[t];
+    const int h0 = m->feat_res[0], hw0 = h0 * h0, cs = d->csum;
+    int off = 0;
+    for (int s = 0; s < m->L; s++) {
+        const int h = m->feat_res[s], hw = h * h, ch = c->decoder_channels[s];
+        MT_CHECK(linear_forward(ctx, a->tok[s], m->a.feat[t][s], d->down[s].v, NULL, B * hw,
+                                m->feat_dim[s], ch));
+        float *slice = a->cat + (size_t)off * hw0;
+        if (s == 0) {
+            MT_CHECK(move(ctx, slice, LAY_SLICE, a->tok[s], LAY_TOKENS, B, ch, hw, cs));
+        } else {
+            MT_CHECK(move(ctx, a->lvl[s], LAY_NCHW, a->tok[s], LAY_TOKENS, B, ch, hw, cs));
+            MT_CHECK(resize_bilinear_forward(ctx, a->rs[s], a->lvl[s], B, ch, h, h, h0, h0));
+            MT_CHECK(move(ctx, slice, LAY_SLICE, a->rs[s], LAY_NCHW, B, ch, hw0, cs));
+        }
+        off += ch;
+    }
+    const int C4 = 4 * cs;
+    const size_t nh = (size_t)B * C4 * hw0;
+    MT_CHECK(conv2d_forward(ctx, a->h1, a->cat, d->c1_w.v, d->c1_b.v, B, cs, h0, h0, C4, 1, 1, 0));
+    MT_CHECK(batchnorm_forward(ctx, a->h2, a->bn_mean, a->bn_var, d->bn_rm, d->bn_rv, a->h1,
+                               d->bn_w.v, d->bn_b.v, B, C4, hw0, training, 0.1f));
+    if (training) d->bn_tracked++;
+    MT_CHECK(relu_forward(ctx, a->h3, a->h2, nh));
+    MT_CHECK(conv2d_forward(ctx, a->z, a->h3, d->c2_w.v, d->c2_b.v, B, C4, h0, h0, d->K, 1, 1, 0));
+    return resize_bilinear_forward(ctx, a->logits, a->z, B, d->K, h0, h0, m->S, m->S);
+}
+
+mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
+    const mt_config *c = &m->cfg;
+    task_decoder *d = &m->dec[t];
+    decoder_acts *a = &m->a.dec[t];
+    grad_work *w = &m->w;
+    const int h0 = m->feat_res[0], hw0 = h0 * h0, cs = d->csum, C4 = 4 * cs;
+    const size_t nh = (size_t)B * C4 * hw0;
+    mt_zero(w->dz, (size_t)B * d->K * hw0);
+    MT_CHECK(resize_bilinear_backward(ctx, w->dz, a->dlogits, B, d->K, h0, h0, m->S, m->S));
+    mt_zero(w->dh3, nh);
+    MT_CHECK(conv2d_backward(ctx, w->dh3, d->c2_w.g, d->c2_b.g, w->dz, a->h3, d->c2_w.v, B, C4,
+                             h0, h0, d->K, 1, 1, 0));
+    mt_zero(w->dh2, nh);
+    MT_CHECK(relu_backward(ctx, w->dh2, w->dh3, a->h2, nh));
+    mt_zero(w->dh1, nh);
+    MT_CHECK(batchnorm_backward(ctx, w->dh1, d->bn_w.g, d->bn_b.g, w->dh2, a->h1, a->bn_mean,
+                                a->bn_var, d->bn_w.v, d->bn_b.v, B, C4, hw0));
+    mt_zero(w->dcat, (size_t)B * cs * hw0);
+    MT_CHECK(conv2d_backward(ctx, w->dcat, d->c1_w.g, d->c1_b.g, w->dh1, a->cat, d->c1_w.v, B, cs,
+                             h0, h0, C4, 1, 1, 0));
+    int off = 0;
+    for (int s = 0; s < m->L; s++) {
+        const int h = m->feat_res[s], hw = h * h, ch = c->decoder_channels[s];
+        const float *slice = w->dcat + (size_t)off * hw0;
+        if (s == 0) {
+            MT_CHECK(move(ctx, w->dtok, LAY_TOKENS, slice, LAY_SLICE, B, ch, hw, cs));
+        } else {
+            MT_CHECK(move(ctx, w->drs, LAY_NCHW, slice, LAY_SLICE, B, ch, hw0, cs));
+            mt_zero(w->dlvl, (size_t)B * ch * hw);
+            MT_CHECK(resize_bilinear_backward(ctx, w->dlvl, w->drs, B, ch, h, h, h0, h0));
+            MT_CHECK(move(ctx, w->dtok, LAY_TOKENS, w->dlvl, LAY_NCHW, B, ch, hw, cs));
+        }
+        MT_CHECK(linear_backward(ctx, w->d_feat[t][s], d->down[s].g, NULL, w->dtok,
+                                 m->a.feat[t][s], d->down[s].v, B * hw, m->feat_dim[s], ch));
+        off += ch;
+    }
+    return MT_OK;
+}

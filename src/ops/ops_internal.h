@@ -1,0 +1,113 @@
+/* ops_internal.h - the oneDNN side of an mt_ctx, for src/ops/ only.
+ *
+ * Contract: only the files of src/ops/ include this header (the layering
+ * check in tests/check_layers.py refuses any other). It holds what would
+ * tie a caller to oneDNN: the primitive cache (a primitive is built once per
+ * shape and key, its memory objects created with it, only their data
+ * handles change per call), the definition of struct mt_ctx, and the
+ * matmul and post-op helpers the layer files share. Everything the layers
+ * above need (the error setter, argument guards, scratch arena, strided
+ * matmul, reorder, accumulate-or-overwrite backward variants) is public in
+ * include/mtlora/ops/context.h and layers.h. */
+#ifndef MTLORA_OPS_INTERNAL_H
+#define MTLORA_OPS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <oneapi/dnnl/dnnl.h>
+#include "mtlora/ops/context.h"
+#include "mtlora/ops/layers.h"
+
+#define MT_ERRMSG_LEN 4096
+#define MT_PRIM_MAX_ARGS 10
+#define MT_PRIM_KEY_LEN 192
+
+
+typedef struct mt_prim {
+    uint64_t hash;
+    char key[MT_PRIM_KEY_LEN];
+    dnnl_primitive_t prim;
+    const_dnnl_primitive_desc_t pd; /* owned by prim */
+    int nargs;
+    int arg_ids[MT_PRIM_MAX_ARGS];
+    dnnl_memory_t mems[MT_PRIM_MAX_ARGS]; /* handles set per call */
+    size_t scratch_bytes;                 /* oneDNN's own temporaries */
+    dnnl_memory_t scratch_mem;
+} mt_prim;
+
+struct mt_ctx {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    mt_prim **prims; /* open-addressing table keyed by hash of key */
+    long prim_cap, prim_count;
+    long hits, created;
+    void *scratch[MT_SCRATCH_SLOTS];
+    size_t scratch_bytes[MT_SCRATCH_SLOTS];
+    /* One scratchpad for every primitive (user mode): oneDNN's
+     * library-managed scratchpad is allocated per execution, and for Swin's
+     * large matmuls that meant mmap, page faults and munmap on every call. */
+    void *dnnl_scratch;
+    size_t dnnl_scratch_bytes;
+    char err[MT_ERRMSG_LEN];
+    /* Cross-rank sum for synchronised batch norm; NULL = per rank. */
+    mt_sum_fn sync_sum;
+    void *sync_user;
+};
+
+
+
+/* Looks a primitive up by key; NULL when it has not been built yet. */
+mt_prim *mt_prim_find(mt_ctx *ctx, const char *key);
+
+/* Builds the primitive for `op_desc` and stores it under `key`. The memory
+ * objects for each argument id are created from the primitive descriptor's
+ * own descriptors, so callers must describe their buffers exactly (plain
+ * layouts with explicit strides, never format_tag_any). `what` names the
+ * layer for the error message. */
+mt_status mt_prim_build(mt_ctx *ctx, const char *what, const char *key,
+                        const_dnnl_op_desc_t op_desc,
+                        const_dnnl_primitive_attr_t attr,
+                        const_dnnl_primitive_desc_t hint,
+                        const int *arg_ids, int nargs, mt_prim **out);
+
+
+/* Executes `p` with `ptrs[i]` as the buffer for `p->arg_ids[i]`, then waits. */
+mt_status mt_prim_run(mt_ctx *ctx, const char *what, mt_prim *p,
+                      void *const *ptrs);
+
+/* Builds a printf-style key into `buf` (MT_PRIM_KEY_LEN bytes). */
+void mt_prim_key(char *buf, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+
+
+/* An attribute with one sum post-op (dst = op(...) + dst), for results that
+ * accumulate into existing gradients. Caller destroys it. */
+mt_status mt_attr_accumulate(mt_ctx *ctx, const char *what, float out_scale,
+                             dnnl_primitive_attr_t *attr);
+
+#define MT_DNNL(ctx, what, call)                                              \
+    do {                                                                      \
+        dnnl_status_t mt_dnnl_st_ = (call);                                   \
+        if (mt_dnnl_st_ != dnnl_success)                                      \
+            return mt_fail((ctx), MT_ERR_DNNL, "%s: oneDNN %s failed (status %d)", \
+                           (what), #call, (int)mt_dnnl_st_);                  \
+    } while (0)
+
+
+
+
+
+/* C = scale * A B + D for 2-D operands, D dense like C: one pass instead of
+ * a copy of D into C followed by an accumulating matmul. */
+mt_status mt_matmul_add(mt_ctx *ctx, const char *what, float *c, const float *d,
+                        const float *a, const int64_t as[2], const float *b, const int64_t bs[2],
+                        int64_t m, int64_t k, int64_t n, float scale);
+
+
+/* dsrc = softmax backward of (out, dout) over rows of `cols`, overwritten. */
+mt_status softmax_backward_into(mt_ctx *ctx, float *dsrc, const float *dout, const float *out,
+                                int rows, int cols);
+
+#endif

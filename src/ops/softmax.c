@@ -1,0 +1,70 @@
+/* softmax.c - softmax over the last axis (oneDNN softmax v2, accurate). */
+#include "ops_internal.h"
+#include "mtlora/ops/layers.h"
+
+static void rc_md(dnnl_memory_desc_t *md, int rows, int cols) {
+    dnnl_dims_t dims = {rows, cols};
+    dnnl_memory_desc_init_by_tag(md, 2, dims, dnnl_f32, dnnl_ab);
+}
+
+static mt_status softmax_fwd_prim(mt_ctx *ctx, const char *what, int rows, int cols,
+                                  mt_prim **out) {
+    char key[MT_PRIM_KEY_LEN];
+    mt_prim_key(key, "softmax_fwd:%d,%d", rows, cols);
+    *out = mt_prim_find(ctx, key);
+    if (*out) return MT_OK;
+    dnnl_memory_desc_t md;
+    rc_md(&md, rows, cols);
+    dnnl_softmax_v2_desc_t d;
+    MT_DNNL(ctx, what, dnnl_softmax_v2_forward_desc_init(&d, dnnl_forward_training,
+                                                         dnnl_softmax_accurate, &md, &md, 1));
+    int ids[2] = {DNNL_ARG_SRC, DNNL_ARG_DST};
+    return mt_prim_build(ctx, what, key, &d, NULL, NULL, ids, 2, out);
+}
+
+mt_status softmax_forward(mt_ctx *ctx, float *out, const float *inp, int rows, int cols) {
+    const char *what = "softmax_forward";
+    MT_NEED_PTR(ctx, what, out);
+    MT_NEED_PTR(ctx, what, inp);
+    MT_NEED_DIMS(ctx, what, rows > 0 && cols > 0, "rows=%d cols=%d", rows, cols);
+    mt_prim *p;
+    MT_CHECK(softmax_fwd_prim(ctx, what, rows, cols, &p));
+    void *ptrs[2] = {(void *)inp, out};
+    return mt_prim_run(ctx, what, p, ptrs);
+}
+
+mt_status softmax_backward_into(mt_ctx *ctx, float *dsrc, const float *dout, const float *out,
+                                int rows, int cols) {
+    const char *what = "softmax_backward";
+    char key[MT_PRIM_KEY_LEN];
+    mt_prim_key(key, "softmax_bwd:%d,%d", rows, cols);
+    mt_prim *p = mt_prim_find(ctx, key);
+    if (!p) {
+        mt_prim *fwd;
+        MT_CHECK(softmax_fwd_prim(ctx, what, rows, cols, &fwd));
+        dnnl_memory_desc_t md;
+        rc_md(&md, rows, cols);
+        dnnl_softmax_v2_desc_t d;
+        MT_DNNL(ctx, what, dnnl_softmax_v2_backward_desc_init(&d, dnnl_softmax_accurate, &md,
+                                                              &md, &md, 1));
+        int ids[3] = {DNNL_ARG_DST, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
+        MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, 3, &p));
+    }
+    void *ptrs[3] = {(void *)out, (void *)dout, dsrc};
+    return mt_prim_run(ctx, what, p, ptrs);
+}
+
+mt_status softmax_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *out,
+                           int rows, int cols) {
+    const char *what = "softmax_backward";
+    MT_NEED_PTR(ctx, what, dout);
+    MT_NEED_PTR(ctx, what, out);
+    MT_NEED_DIMS(ctx, what, rows > 0 && cols > 0, "rows=%d cols=%d", rows, cols);
+    if (!dinp) return MT_OK;
+    size_t n = (size_t)rows * cols;
+    float *tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
+    if (!tmp) return MT_ERR_NOMEM;
+    MT_CHECK(softmax_backward_into(ctx, tmp, dout, out, rows, cols));
+    mt_add_inplace(dinp, tmp, n);
+    return MT_OK;
+}
