@@ -1,6 +1,8 @@
-/* train_step - times the full training step (forward, weighted multi-task
- * loss, backward, AdamW) of a model on random data and prints images/s and
- * the fraction of the machine's measured matmul peak it reaches.
+/* train_step - times the trainer's own training step (train_step() of
+ * src/train/: forward, weighted multi-task loss, backward, non-finite check,
+ * clipping, LR schedule, AdamW) of a model on generated data and prints
+ * images/s and the fraction of the machine's measured matmul peak it
+ * reaches.
  *
  *   train_step [--config FILE] [--batch N] [--steps N] [--anchor-seconds S] [--data DIR]
  *
@@ -17,12 +19,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "mtlora/train/adamw.h"
 #include "mtlora/config/config.h"
 #include "mtlora/ops/layers.h"
 #include "mtlora/model/model.h"
 #include "mtlora/base/rng.h"
 #include "mtlora/io/shards/shard_loader.h"
+#include "mtlora/train/train_step.h"
 
 static double now(void) {
     struct timespec t;
@@ -58,6 +60,28 @@ static double matmul_peak(mt_ctx *ctx) {
     return 2.0 * M * K * N / median(t, 7) / 1e9;
 }
 
+/* Where the step's batches come from: the loader, or generated ones. */
+typedef struct {
+    const mt_config *cfg;
+    shard_loader *loader;
+    synthetic_batch own;
+} bench_source;
+
+static mt_status next_batch(void *user, long update, int micro, train_batch *tb, char *err, size_t errlen) {
+    bench_source *src = user;
+    (void)micro;
+    if (src->loader) {
+        loader_batch *lb;
+        mt_status st = loader_next(src->loader, &lb, err, errlen);
+        if (st) return st;
+        tb->images = lb->images;
+        train_targets_from_loader(src->cfg, lb, &tb->targets);
+        return MT_OK;
+    }
+    synthetic_batch_fill(&src->own, src->cfg, 3, (int64_t)update * src->own.B, tb);
+    return MT_OK;
+}
+
 int main(int argc, char **argv) {
     const char *config = NULL, *data = NULL;
     int batch = 2, steps = 5;
@@ -83,7 +107,8 @@ int main(int argc, char **argv) {
     mt_config cfg;
     mt_status st = config ? (mt_config_default(&cfg), mt_config_load(&cfg, config, err, sizeof err))
                           : mt_config_builtin(&cfg, err, sizeof err);
-    if (!st) st = mt_config_finalize(&cfg, err, sizeof err);
+    /* the benchmark's batch, one micro-batch per update */
+    if (!st) cfg.batch_size = batch, cfg.accumulation_steps = 1, st = mt_config_finalize(&cfg, err, sizeof err);
     if (st) { fprintf(stderr, "train_step: %s\n", err); return 2; }
     mt_ctx *ctx;
     if (mt_ctx_create(&ctx, err, sizeof err)) { fprintf(stderr, "train_step: %s\n", err); return 1; }
@@ -93,41 +118,24 @@ int main(int argc, char **argv) {
         return 1;
     }
     const int S = cfg.img_size;
-    const size_t npix = (size_t)batch * S * S;
-    float *img = malloc(sizeof(float) * 3 * npix);
-    float *vals[MT_MAX_TASKS] = {0};
-    uint8_t *labs[MT_MAX_TASKS] = {0};
-    mt_targets tg;
-    memset(&tg, 0, sizeof tg);
-    for (size_t i = 0; i < 3 * npix; i++) img[i] = 2.0f * mt_rng_uniform(3, i) - 1.0f;
-    for (int t = 0; t < cfg.ntasks; t++) {
-        if (cfg.task_kind[t] == MT_TASK_SEMSEG || cfg.task_kind[t] == MT_TASK_HUMAN_PARTS) {
-            labs[t] = malloc(npix);
-            for (size_t i = 0; i < npix; i++) labs[t][i] = (uint8_t)(mt_rng_bits(4 + t, i) % cfg.num_outputs[t]);
-            tg.labels[t] = labs[t];
-        } else {
-            size_t n = npix * (size_t)cfg.num_outputs[t];
-            vals[t] = malloc(sizeof(float) * n);
-            for (size_t i = 0; i < n; i++)
-                vals[t][i] = cfg.task_kind[t] == MT_TASK_NORMALS ? 2.0f * mt_rng_uniform(9 + t, i) - 1.0f
-                                                                 : (float)(mt_rng_uniform(9 + t, i) > 0.7f);
-            tg.values[t] = vals[t];
-        }
+    train_state ts;
+    if (train_state_init(&ts, m, ctx, &cfg, 1, 100, err, sizeof err)) {
+        fprintf(stderr, "train_step: %s\n", err);
+        return 1;
     }
-    param_bank *bank = mt_model_bank(m);
-    int ng = param_bank_adamw_groups(bank, cfg.weight_decay, NULL, 0);
-    adamw_group *groups = malloc(sizeof *groups * (size_t)(ng > 0 ? ng : 1));
-    param_bank_adamw_groups(bank, cfg.weight_decay, groups, ng);
-    float *mom = calloc(bank->n_trainable + 1, sizeof(float)), *vel = calloc(bank->n_trainable + 1, sizeof(float));
+    bench_source src = {&cfg, NULL, {0}};
+    if (synthetic_batch_alloc(&src.own, batch, S, err, sizeof err)) {
+        fprintf(stderr, "train_step: %s\n", err);
+        return 1;
+    }
     /* With --data, batches come from the shard loader (augmented on its own
      * thread while the step runs) and the time spent waiting for them is
      * reported: the data pipeline's cost as the trainer sees it. */
-    shard_loader *loader = NULL;
     if (data) {
         int tasks = 0;
         for (int t = 0; t < cfg.ntasks; t++) tasks |= 1 << (int)cfg.task_kind[t];
         loader_opts lo = {data, "train", tasks, 0, 1, batch, S, 1, 7, 2, 0, 0};
-        if (loader_open(&loader, &lo, err, sizeof err)) {
+        if (loader_open(&src.loader, &lo, err, sizeof err)) {
             fprintf(stderr, "train_step: %s\n", err);
             return 1;
         }
@@ -136,34 +144,13 @@ int main(int argc, char **argv) {
     double *times = malloc(sizeof(double) * (size_t)steps), loss = 0.0;
     for (int s = -1; s < steps; s++) { /* step -1 warms up: primitives, first touch */
         double t0 = now();
-        const float *in_img = img;
-        if (loader) {
-            loader_batch *lb;
-            if (loader_next(loader, &lb, err, sizeof err)) {
-                fprintf(stderr, "train_step: %s\n", err);
-                return 1;
-            }
-            in_img = lb->images;
-            for (int t = 0; t < cfg.ntasks; t++) {
-                tg.labels[t] = cfg.task_kind[t] == MT_TASK_SEMSEG        ? lb->semseg
-                               : cfg.task_kind[t] == MT_TASK_HUMAN_PARTS ? lb->human_parts
-                                                                         : NULL;
-                tg.values[t] = cfg.task_kind[t] == MT_TASK_SAL       ? lb->sal
-                               : cfg.task_kind[t] == MT_TASK_NORMALS ? lb->normals
-                               : cfg.task_kind[t] == MT_TASK_EDGE    ? lb->edge
-                                                                     : NULL;
-            }
-            if (s >= 0) waits[s] = now() - t0;
-        }
-        memset(bank->grads, 0, bank->n_trainable * sizeof(float));
-        if (mt_model_forward(m, ctx, in_img, batch, 1, (uint64_t)(s + 10)) ||
-            mt_model_loss(m, ctx, &tg, &loss, NULL, 1) || mt_model_backward(m, ctx) ||
-            adamw_step(ctx, bank->trainable, bank->grads, mom, vel, bank->n_trainable, groups, ng,
-                       adamw_defaults(1e-5f), s + 2)) {
-            fprintf(stderr, "train_step: %s\n", mt_ctx_error(ctx));
+        train_step_result r;
+        if (train_step(&ts, s + 1, next_batch, &src, &r, err, sizeof err)) {
+            fprintf(stderr, "train_step: %s\n", err);
             return 1;
         }
-        if (s >= 0) times[s] = now() - t0;
+        loss = r.loss[0];
+        if (s >= 0) times[s] = now() - t0, waits[s] = r.data_s;
     }
     double med = median(times, steps), best = times[0];
     mt_flops fl = mt_model_flops(m);
@@ -179,19 +166,19 @@ int main(int argc, char **argv) {
            2.0 * fl.forward_macs / 1e9, 2.0 * fl.train_macs / 1e9);
     printf("achieved %.1f GFLOP/s, matmul peak %.1f GFLOP/s, utilisation %.1f%%\n", gflops, peak,
            peak > 0 ? 100.0 * gflops / peak : 0.0);
-    if (loader) {
+    if (src.loader) {
         double wmed = median(waits, steps), wsum = 0, tsum = 0;
         for (int i = 0; i < steps; i++) wsum += waits[i], tsum += times[i];
         printf("data wait (shard loader, augmentation on its own thread): median %.2f ms, "
                "total %.1f%% of step time\n", 1e3 * wmed, 100.0 * wsum / tsum);
-        loader_close(loader);
+        loader_close(src.loader);
     }
     if (anchor > 0.0)
         printf("speed-up over the anchor step (%.3f s): %.2fx (%.3f images/s)\n", anchor,
                anchor / med, batch / anchor);
-    for (int t = 0; t < MT_MAX_TASKS; t++) { free(vals[t]); free(labs[t]); }
-    free(img);
-    free(waits); free(groups); free(mom); free(vel); free(times);
+    synthetic_batch_free(&src.own);
+    train_state_free(&ts);
+    free(waits); free(times);
     mt_model_destroy(m);
     mt_ctx_destroy(ctx);
     return 0;

@@ -14,11 +14,12 @@ struct grad_buckets {
     float *grads;
     size_t n, per; /* elements in all, per bucket */
     int nb;
-    size_t *left;  /* elements of each bucket not yet final */
-    MPI_Request *req;
-    int *started;
+    size_t *left;  /* (nb,) elements of each bucket not yet final */
+    MPI_Request *req; /* (nb,) */
+    int *started;  /* (nb,) */
     int nstarted;
-    int failed;
+    int failed;              /* the first MPI error code of this reduction */
+    const char *failed_call; /* and the call that returned it */
 };
 
 static double now_s(void) {
@@ -74,6 +75,7 @@ void buckets_begin(grad_buckets *b) {
     }
     b->nstarted = 0;
     b->failed = 0;
+    b->failed_call = NULL;
 }
 
 static void start_bucket(grad_buckets *b, int k) {
@@ -81,7 +83,7 @@ static void start_bucket(grad_buckets *b, int k) {
     b->nstarted++;
     int rc = MPI_Iallreduce(MPI_IN_PLACE, b->grads + (size_t)k * b->per, (int)bucket_len(b, k),
                             MPI_FLOAT, MPI_SUM, b->d->world, &b->req[k]);
-    if (rc != MPI_SUCCESS) b->failed = rc;
+    if (rc != MPI_SUCCESS && !b->failed) b->failed = rc, b->failed_call = "MPI_Iallreduce";
 }
 
 void buckets_on_ready(void *user, size_t offset, size_t count) {
@@ -99,7 +101,8 @@ void buckets_on_ready(void *user, size_t offset, size_t count) {
     /* Let MPI progress what is in flight (no asynchronous progress). */
     if (b->nstarted) {
         int flag;
-        MPI_Testall(b->nb, b->req, &flag, MPI_STATUSES_IGNORE);
+        const int rc = MPI_Testall(b->nb, b->req, &flag, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS && !b->failed) b->failed = rc, b->failed_call = "MPI_Testall";
     }
 }
 
@@ -111,8 +114,8 @@ mt_status buckets_finish(grad_buckets *b, double *exposed_s, char *err, size_t e
         if (!b->started[k]) start_bucket(b, k);
     int rc = MPI_Waitall(b->nb, b->req, MPI_STATUSES_IGNORE);
     if (exposed_s) *exposed_s = now_s() - t0;
-    if (b->failed || rc != MPI_SUCCESS)
-        return mt_errf(err, errlen, MT_ERR_IO, "gradient allreduce failed (a rank lost?)");
+    if (b->failed) return dist_mpi_check(b->failed, b->failed_call, err, errlen);
+    if (rc != MPI_SUCCESS) return dist_mpi_check(rc, "MPI_Waitall (gradient allreduce)", err, errlen);
     const float inv = 1.0f / (float)b->d->size;
     for (size_t i = 0; i < b->n; i++) b->grads[i] *= inv;
     return MT_OK;

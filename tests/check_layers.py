@@ -47,7 +47,6 @@ OWNERS = {
     "curl/": {"io"},
     "png.h": {"io", "tests"},
     "jpeglib.h": {"io", "tests"},
-    "jansson.h": {"io"},
 }
 
 # header folder under include/mtlora/ -> layer

@@ -77,7 +77,12 @@ def main():
     print("equivalence: %d tensors compared, %d moved by training, max rel diff 1 vs 2 ranks %.3g"
           % (compared, moved, worst))
     assert moved > compared // 2, "training hardly moved the parameters: the test would prove nothing"
-    assert worst < 1e-4, "2 ranks x batch 2 differ from 1 rank x batch 4: %g" % worst
+    # 1e-3 as the accumulation and adapter-kind checks below: AdamW divides a
+    # near-zero gradient's rounding noise by its own square root, so single
+    # elements move by float-ordering noise (on an AMD EPYC with oneDNN's
+    # AVX-512 kernels one element of a LoRA A reaches 4.3e-4 of its tensor's
+    # maximum after 6 steps); a wrong reduction differs by O(1).
+    assert worst < 1e-3, "2 ranks x batch 2 differ from 1 rank x batch 4: %g" % worst
 
     # gradient accumulation (summed over micro-batches as the official loop,
     # reduced once per update): 2 ranks x batch 2 x 2 micro-batches equal

@@ -50,7 +50,7 @@ def check(cond, msg):
 
 # ---- a port of the official loader's reading (no augmentation) ----
 def normals_valid_ids():
-    from_c = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "io",
+    from_c = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "data",
                                "pascal_classes.c")).read()
     body = from_c.split("normals_valid_ids[] = {")[1].split("};")[0]
     return set(int(x) for x in body.replace("\n", " ").split(",") if x.strip())

@@ -11,7 +11,7 @@ classes. Two differences, both outside what the files must satisfy: the
 edge map stops at the Laplacian of LabelMap (skimage's thin() is not
 installed here), and the part index that the official code caches in
 ImageSets/Parts is kept in memory (the folder must exist, so it is checked).
-The valid normals classes are read from io/pascal_classes.c, which lists
+The valid normals classes are read from src/data/pascal_classes.c, which lists
 what the official code derives from nyu_classes.json/context_classes.json.
 
 Checks: every listed image loads with every label; shapes agree; semseg in
@@ -38,7 +38,7 @@ HUMAN_PARTS_CATEGORY = 15
 
 
 def normals_valid_classes():
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'io', 'pascal_classes.c')
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'src', 'data', 'pascal_classes.c')
     text = open(src).read()
     body = re.search(r'normals_valid_ids\[\]\s*=\s*\{([^}]*)\}', text).group(1)
     ids = [int(x) for x in re.findall(r'\d+', body)]

@@ -32,6 +32,12 @@ typedef struct {
 } dist_ctx;
 
 mt_status dist_init(dist_ctx *d, char *err, size_t errlen);
+
+/* The result of an MPI call (MPI_ERRORS_RETURN is set on every
+ * communicator): MT_OK for MPI_SUCCESS, else MT_ERR_IO with "<call> failed
+ * on rank R: <MPI's message>" in err. Every MPI call's code goes through
+ * here or an equivalent check. */
+mt_status dist_mpi_check(int rc, const char *call, char *err, size_t errlen);
 void dist_free(dist_ctx *d);
 
 /* 64-bit FNV-1a of bytes. */

@@ -1,0 +1,366 @@
+/* trainer.c - set-up, the step loop and the end of a data-parallel run
+ * (trainer.h). Evaluation is in dist_eval.c, checkpoints and resume in
+ * dist_checkpoint.c, reporting in dist_report.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mtlora/model/model.h"
+#include "trainer_internal.h"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int trainer_fail(trainer *s, const char *msg) {
+    fprintf(stderr, "mtlora_dist: rank %d: %s\n", s->d->rank, msg);
+    fflush(stderr);
+    /* One rank's runtime error ends the job on every rank, never a hang. */
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+}
+
+int trainer_fail_mpi(trainer *s, int rc, const char *call) {
+    char err[TRAINER_ERRLEN];
+    dist_mpi_check(rc, call, err, sizeof err);
+    return trainer_fail(s, err);
+}
+
+/* What a checkpoint must agree with: the model, tasks, data and
+ * optimisation settings, not how long this invocation runs, how often it
+ * logs, evaluates or checkpoints, or where the files are. */
+static uint64_t training_hash(const mt_config *c) {
+    mt_config k = *c;
+    const int sync_bn = k.run.sync_bn, lr_scaling = k.run.lr_scaling;
+    memset(&k.run, 0, sizeof k.run);
+    k.run.sync_bn = sync_bn;
+    k.run.lr_scaling = lr_scaling;
+    memset(k.data_path, 0, sizeof k.data_path);
+    return dist_hash(&k, sizeof k);
+}
+
+/* ------------------------------------------------------------ batches */
+
+/* train_batch_fn: the next loader batch, or this rank's synthetic one. */
+static mt_status next_batch(void *user, long u, int micro, train_batch *tb, char *err, size_t errlen) {
+    trainer *s = user;
+    const mt_config *c = &s->cfg;
+    /* test hook: the backward adds into the zeroed buffer, so the NaN
+     * reaches the allreduce */
+    if (micro == 0 && fault_pair("MTLORA_FAULT_NAN", s->d->rank, u)) mt_model_bank(s->m)->grads[0] = NAN;
+    if (s->loader) {
+        loader_batch *lb;
+        mt_status st = loader_next(s->loader, &lb, err, errlen);
+        if (st) return st;
+        tb->images = lb->images;
+        train_targets_from_loader(c, lb, &tb->targets);
+        s->batch_epoch = (int)lb->epoch;
+        /* the next batch the loader will deliver: the resume position */
+        s->ck.epoch = lb->epoch;
+        s->ck.batch = lb->index + 1;
+        if (s->ck.batch == loader_batches_per_epoch(s->loader)) s->ck.epoch++, s->ck.batch = 0;
+        return MT_OK;
+    }
+    const int B = c->batch_size;
+    const int64_t global = ((int64_t)u * c->accumulation_steps + micro) * B * s->d->size + (int64_t)s->d->rank * B;
+    synthetic_batch_fill(&s->own, c, (uint64_t)c->seed + 77, global, tb);
+    return MT_OK;
+}
+
+/* The gradient buckets as train_step's reduction hooks. */
+static void reduce_begin(void *user) { buckets_begin(user); }
+static mt_status reduce_finish(void *user, double *exposed_s, char *err, size_t errlen) {
+    return buckets_finish(user, exposed_s, err, errlen);
+}
+
+/* ------------------------------------------------------------ the loop */
+
+/* After an update: the stop signal (any rank's stops every rank after the
+ * same step), interval checkpoints, evaluation at the ends of epochs.
+ * Returns 0 to go on, else the exit status. */
+static int after_update(trainer *s, long u, long total, int epoch) {
+    const mt_config *c = &s->cfg;
+    int stop = s->opts->stop ? (int)*s->opts->stop : 0, any_stop = 0;
+    const int rc = MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, s->d->sync);
+    if (rc != MPI_SUCCESS) return trainer_fail_mpi(s, rc, "MPI_Allreduce (stop signal)");
+    if (any_stop) {
+        if (trainer_checkpoint(s, "stop signal")) return 1;
+        if (s->d->rank == 0)
+            fprintf(stderr, "mtlora_dist: stopped by signal after step %ld of %ld; continue with "
+                            "--resume auto\n", u + 1, total);
+        return 3;
+    }
+    if (c->run.checkpoint_every > 0 && (u + 1) % c->run.checkpoint_every == 0 && u + 1 < total &&
+        trainer_checkpoint(s, "interval"))
+        return 1;
+    /* RUN.EVAL_EVERY epochs: evaluate at the end of those epochs. */
+    if (s->loader && c->run.eval_every > 0 && (u + 1) % s->per_epoch == 0 && u + 1 < total &&
+        ((u + 1) / s->per_epoch) % c->run.eval_every == 0)
+        return trainer_evaluate(s, u + 1, epoch);
+    return 0;
+}
+
+static int train(trainer *s) {
+    const mt_config *c = &s->cfg;
+    char err[TRAINER_ERRLEN];
+    const int B = c->batch_size, acc = c->accumulation_steps;
+    const long total = s->opts->no_training ? 0 /* --steps 0: evaluate or save only */
+                       : c->run.max_steps > 0 ? c->run.max_steps
+                                              : s->ts.sched.total_updates;
+    const lr_schedule *sched = &s->ts.sched;
+    if (s->d->rank == 0 && !s->opts->quiet)
+        printf("training %ld updates (%ld per epoch), %d ranks on %d node(s), batch %d per rank "
+               "(global %d), accumulation %d, LR %.3e (warmup %.3e, min %.3e), %d gradient buckets\n",
+               total, s->per_epoch, s->d->size, s->d->nodes, B, B * s->d->size, acc, sched->base,
+               sched->warmup, sched->min, buckets_count(s->buckets));
+    double loss_sum[MT_MAX_TASKS + 1] = {0}, times[STEP_TIME_KINDS] = {0};
+    int nsamples = 0, skipped = (int)s->ck.skipped, skipped_in_a_row = 0;
+    const double t_start = now_s();
+    double t_window = t_start;
+    const long u0 = (long)s->ck.step;
+    long window_u = u0;
+    s->ts.adam_step = (long)s->ck.adam_step;
+    for (long u = u0; u < total; u++) {
+        const double t_step = now_s();
+        watchdog_mark(&s->wd, "training (forward, backward, gradient allreduce)");
+        if (fault_pair("MTLORA_FAULT_HANG", s->d->rank, u))
+            for (;;) pause(); /* test hook: a hung rank */
+        int epoch = (int)(u / s->per_epoch);
+        train_step_result r;
+        if (train_step(&s->ts, u, next_batch, s, &r, err, sizeof err)) return trainer_fail(s, err);
+        if (s->loader) epoch = s->batch_epoch;
+        for (int k = 0; k <= c->ntasks; k++) loss_sum[k] += r.loss[k];
+        nsamples += r.micro_batches;
+        if (!r.finite) {
+            skipped++;
+            ++skipped_in_a_row;
+            if (s->d->rank == 0)
+                fprintf(stderr, "mtlora_dist: step %ld: non-finite loss or gradient, update skipped "
+                                "(%d in a row)\n", u, skipped_in_a_row);
+            if (skipped_in_a_row >= c->run.max_bad_steps) {
+                snprintf(err, sizeof err, "%d non-finite steps in a row (RUN.MAX_BAD_STEPS): stopping",
+                         skipped_in_a_row);
+                return trainer_fail(s, err);
+            }
+        } else {
+            skipped_in_a_row = 0;
+        }
+        const double t_end = now_s();
+        if (u > u0) { /* the first step builds primitives: not counted */
+            s->sum_step += t_end - t_step;
+            s->sum_comm += r.exposed_comm_s;
+            s->sum_data += r.data_s;
+            s->counted++;
+        }
+        times[TIME_STEP] += t_end - t_step;
+        times[TIME_COMM_EXPOSED] += r.exposed_comm_s;
+        times[TIME_DATA_WAIT] += r.data_s;
+        times[TIME_COMPUTE] += (t_end - t_step) - r.exposed_comm_s - r.data_s;
+        if ((u + 1) % c->run.log_every == 0 || u + 1 == total) {
+            const long steps_in = u + 1 - window_u;
+            for (int k = 0; k < STEP_TIME_KINDS; k++) times[k] /= (double)steps_in;
+            const double imgs = (double)steps_in * acc * B * s->d->size / (t_end - t_window);
+            if (log_step(&s->R, s->d, c, u + 1, total, epoch, r.lr, loss_sum, nsamples, times, imgs,
+                         t_end - t_start, skipped, err, sizeof err))
+                return trainer_fail(s, err);
+            memset(loss_sum, 0, sizeof loss_sum);
+            memset(times, 0, sizeof times);
+            nsamples = 0;
+            t_window = t_end;
+            window_u = u + 1;
+        }
+        s->steps_done = u + 1;
+        s->epoch_done = epoch;
+        s->ck.step = u + 1;
+        s->ck.adam_step = s->ts.adam_step;
+        s->ck.skipped = skipped;
+        s->ck.bn_tracked = mt_model_bn_tracked(s->m);
+        const int rc = after_update(s, u, total, epoch);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* --bench: what data parallelism costs here. The hidden share compares the
+ * exposed wait after the backward with the time the same buckets take when
+ * nothing overlaps them (reduced back to back, median of 5). */
+static int bench_report(trainer *s) {
+    param_bank *bank = mt_model_bank(s->m);
+    char err[TRAINER_ERRLEN];
+    double t[5];
+    for (int k = 0; k < 5; k++) {
+        const int rc = MPI_Barrier(s->d->world);
+        if (rc != MPI_SUCCESS) return trainer_fail_mpi(s, rc, "MPI_Barrier (bench)");
+        const double t0 = now_s();
+        buckets_begin(s->buckets);
+        if (buckets_finish(s->buckets, NULL, err, sizeof err)) return trainer_fail(s, err);
+        t[k] = now_s() - t0;
+    }
+    for (int i = 0; i < 5; i++) /* median of 5 */
+        for (int j = i + 1; j < 5; j++)
+            if (t[j] < t[i]) { const double x = t[i]; t[i] = t[j]; t[j] = x; }
+    const double n = s->counted ? (double)s->counted : 1.0;
+    double mine[4] = {s->sum_step / n, s->sum_comm / n, s->sum_data / n, t[2]}, worst[4];
+    const int rc = MPI_Reduce(mine, worst, 4, MPI_DOUBLE, MPI_MAX, 0, s->d->sync);
+    if (rc != MPI_SUCCESS) return trainer_fail_mpi(s, rc, "MPI_Reduce (bench times)");
+    if (s->d->rank) return 0;
+    mt_config full = s->cfg; /* the same model as the full fine-tuning baseline */
+    mt_model_full_ft_config(&full);
+    size_t full_trainable = 0;
+    mt_model *fm;
+    if (!mt_config_finalize(&full, err, sizeof err) && !mt_model_create(&fm, s->ctx, &full, 1)) {
+        full_trainable = mt_model_param_counts(fm).trainable;
+        mt_model_destroy(fm);
+    }
+    const double bytes = 4.0 * (double)bank->n_trainable;
+    printf("bench: %d ranks, %d node(s), batch %d per rank, %ld steps timed (the first not counted)\n",
+           s->d->size, s->d->nodes, s->cfg.batch_size, s->counted);
+    printf("bench: allreduced per step %.0f bytes = 4 x %zu trainable (full fine-tuning: %.0f bytes, "
+           "%.1fx more), %d buckets of %.1f MB\n",
+           bytes, bank->n_trainable, 4.0 * (double)full_trainable,
+           bytes > 0 ? 4.0 * (double)full_trainable / bytes : 0.0, buckets_count(s->buckets),
+           s->cfg.run.bucket_mb);
+    printf("bench: step %.3f s (slowest rank), exposed communication %.4f s = %.2f%% of a step, data "
+           "wait %.4f s = %.2f%%\n",
+           worst[0], worst[1], worst[0] > 0 ? 100.0 * worst[1] / worst[0] : 0.0, worst[2],
+           worst[0] > 0 ? 100.0 * worst[2] / worst[0] : 0.0);
+    printf("bench: the same allreduce without overlap %.4f s; hidden behind the backward %.1f%%\n",
+           worst[3], worst[3] > 0 ? 100.0 * (1.0 - worst[1] / worst[3]) : 0.0);
+    printf("bench: %.3f images/s\n", worst[0] > 0 ? s->cfg.batch_size * s->d->size / worst[0] : 0.0);
+    fflush(stdout);
+    return 0;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+/* The model on every rank: pretrained encoder weights read by each node's
+ * first rank only; the frozen ones reach the node's ranks through the
+ * shared window, the trainable ones (norms, patch embedding, ...) through
+ * the broadcast, checked by hash. */
+static int build_model(trainer *s) {
+    const mt_config *c = &s->cfg;
+    char err[TRAINER_ERRLEN];
+    if (mt_ctx_create(&s->ctx, err, sizeof err)) return trainer_fail(s, err);
+    if (mt_model_create(&s->m, s->ctx, c, (uint64_t)c->seed)) return trainer_fail(s, mt_ctx_error(s->ctx));
+    param_bank *bank = mt_model_bank(s->m);
+    int load_failed = 0, any_failed = 0;
+    if (c->pretrained[0] && s->d->node_rank == 0 && mt_model_load(s->m, s->ctx, c->pretrained, MT_LOAD_PRETRAINED))
+        load_failed = 1, fprintf(stderr, "mtlora_dist: rank %d: %s\n", s->d->rank, mt_ctx_error(s->ctx));
+    const int rc = MPI_Allreduce(&load_failed, &any_failed, 1, MPI_INT, MPI_MAX, s->d->sync);
+    if (rc != MPI_SUCCESS) return trainer_fail_mpi(s, rc, "MPI_Allreduce (pretrained weights loaded?)");
+    if (any_failed) return trainer_fail(s, "cannot load the pretrained weights (MODEL.PRETRAINED / --pretrained)");
+    if (c->pretrained[0] && s->d->rank == 0 && !s->opts->quiet) printf("pretrained encoder weights: %s\n", c->pretrained);
+    if (dist_share_frozen(s->d, s->m, s->ctx, err, sizeof err)) return trainer_fail(s, err);
+    if (dist_bcast_floats(s->d, bank->trainable, bank->n_trainable, err, sizeof err)) return trainer_fail(s, err);
+    if (dist_check_same(s->d, dist_hash(bank->trainable, sizeof(float) * bank->n_trainable),
+                        "trainable values after broadcast", err, sizeof err))
+        return trainer_fail(s, err);
+    return 0;
+}
+
+static void print_banner(trainer *s) {
+    const mt_config *c = &s->cfg;
+    const param_bank *bank = mt_model_bank(s->m);
+    const char *slurm_job = getenv("SLURM_JOB_ID");
+    if (s->d->rank == 0 && slurm_job)
+        printf("mtlora_dist: SLURM job %s, %s tasks, rank 0 is SLURM task %s\n", slurm_job,
+               getenv("SLURM_NTASKS") ? getenv("SLURM_NTASKS") : "?",
+               getenv("SLURM_PROCID") ? getenv("SLURM_PROCID") : "?");
+    if (s->d->rank || s->opts->quiet) return;
+    printf("mtlora_dist: model %s, tasks", c->name);
+    for (int t = 0; t < c->ntasks; t++) printf(" %s", c->tasks[t]);
+    printf("; %zu trainable values (%.1f MB allreduced per step), frozen encoder %.1f MB per "
+           "node in shared memory (%.1f MB per rank)\n",
+           bank->n_trainable, 4e-6 * (double)bank->n_trainable, 4e-6 * (double)bank->n_frozen,
+           4e-6 * (double)bank->n_frozen / s->d->node_size);
+}
+
+static int set_up(trainer *s) {
+    const mt_config *c = &s->cfg;
+    const trainer_opts *o = s->opts;
+    char err[TRAINER_ERRLEN];
+    watchdog_start(&s->wd, s->d->rank, c->run.step_timeout);
+    if (dist_check_same(s->d, dist_hash(c, sizeof *c), "configuration (config file, --opts, --tasks)", err,
+                        sizeof err))
+        return trainer_fail(s, err);
+    if (build_model(s)) return 1;
+    print_banner(s);
+    param_bank *bank = mt_model_bank(s->m);
+    if (c->run.sync_bn) mt_ctx_set_sync_sum(s->ctx, dist_sum_doubles, s->d);
+    if (buckets_create(&s->buckets, s->d, bank->grads, bank->n_trainable, (size_t)(c->run.bucket_mb * 1048576.0),
+                       err, sizeof err))
+        return trainer_fail(s, err);
+    /* the schedule is made again once the loader says how long an epoch is */
+    if (train_state_init(&s->ts, s->m, s->ctx, c, s->d->size, 1, err, sizeof err)) return trainer_fail(s, err);
+    s->ts.seed_offset = (uint64_t)s->d->rank;
+    s->ts.reduce = (train_reduce_hooks){reduce_begin, buckets_on_ready, reduce_finish, s->buckets};
+    if (o->synthetic) {
+        if (synthetic_batch_alloc(&s->own, c->batch_size, c->img_size, err, sizeof err)) return trainer_fail(s, err);
+    } else if (!c->data_path[0]) {
+        return trainer_fail(s, "no data: give --data SHARD_DIR, DATA.DATA_PATH, or --synthetic-data");
+    }
+    if (reporter_open(&s->R, c, s->d->rank, o->quiet, o->progress, o->metrics_url, err, sizeof err))
+        return trainer_fail(s, err);
+    s->config_hash = training_hash(c);
+    s->ck.world = s->d->size;
+    s->ck.config_hash = s->config_hash;
+    if (o->resume && trainer_resume(s, o->resume)) return 1;
+    s->steps_done = (long)s->ck.step;
+    if (!o->synthetic) {
+        int tasks = 0;
+        for (int t = 0; t < c->ntasks; t++) tasks |= 1 << (int)c->task_kind[t];
+        loader_opts lo = {c->data_path, "train", tasks, s->d->rank, s->d->size, c->batch_size,
+                          c->img_size, 1, (uint64_t)c->seed, 2, s->ck.epoch, s->ck.batch};
+        if (loader_open(&s->loader, &lo, err, sizeof err)) return trainer_fail(s, err);
+    }
+    /* synthetic: a nominal epoch of 100 updates for the schedule */
+    s->per_epoch = s->loader ? loader_batches_per_epoch(s->loader) / c->accumulation_steps : 100;
+    if (s->per_epoch < 1) return trainer_fail(s, "fewer batches per epoch than TRAIN.ACCUMULATION_STEPS");
+    s->ts.sched = lr_schedule_make(c, s->d->size, s->per_epoch);
+    return 0;
+}
+
+static int run(trainer *s) {
+    char err[TRAINER_ERRLEN];
+    if (set_up(s)) return 1;
+    int rc = train(s);
+    /* Every rank must end with the same trainable values; a difference
+     * would mean the ranks trained apart (a bug, or a broken network). */
+    const param_bank *bank = mt_model_bank(s->m);
+    if (!rc && dist_check_same(s->d, dist_hash(bank->trainable, sizeof(float) * bank->n_trainable),
+                               "trainable values at the end of training", err, sizeof err))
+        return trainer_fail(s, err);
+    if (!rc && s->opts->bench) rc = bench_report(s);
+    if (!rc && s->steps_done > 0 && trainer_checkpoint(s, "end")) rc = 1;
+    if (!rc && s->loader) rc = trainer_share_buffers(s) || trainer_evaluate(s, s->steps_done, s->epoch_done);
+    if (!rc && s->opts->save_trainable && s->d->rank == 0 && mt_model_save(s->m, s->ctx, s->opts->save_trainable))
+        return trainer_fail(s, mt_ctx_error(s->ctx));
+    return rc;
+}
+
+int trainer_run(dist_ctx *d, const mt_config *cfg, const trainer_opts *o) {
+    trainer *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "mtlora_dist: rank %d: out of memory\n", d->rank);
+        return 1;
+    }
+    s->d = d;
+    s->cfg = *cfg;
+    s->opts = o;
+    const int rc = run(s);
+    watchdog_stop(&s->wd);
+    loader_close(s->loader);
+    synthetic_batch_free(&s->own);
+    buckets_free(s->buckets);
+    reporter_close(&s->R);
+    train_state_free(&s->ts);
+    mt_model_destroy(s->m);
+    mt_ctx_destroy(s->ctx);
+    free(s);
+    return rc;
+}
