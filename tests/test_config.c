@@ -1,6 +1,7 @@
 /* test_config.c - the official-format configuration: defaults, files in
  * the official layout, --opts and --tasks, and refusals that name the key. */
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,53 @@ START_TEST(refusals_name_the_key) {
 }
 END_TEST
 
+/* Every key with bounds or allowed values (the key table) is refused by
+ * name at finalize, via --opts on the built-in model; its edge values pass. */
+START_TEST(bounds_refuse_by_key) {
+    static const char *const bad[][2] = {
+        {"DATA.BATCH_SIZE", "0"}, {"DATA.IMG_SIZE", "0"}, {"RUN.BUCKET_MB", "0"},
+        {"RUN.BUCKET_MB", "1025"}, {"RUN.LOG_EVERY", "0"}, {"RUN.CHECKPOINT_EVERY", "-1"},
+        {"RUN.KEEP_CHECKPOINTS", "0"}, {"RUN.MAX_STEPS", "-1"}, {"RUN.EVAL_EVERY", "-1"},
+        {"RUN.STEP_TIMEOUT", "-1"}, {"RUN.MAX_BAD_STEPS", "0"}, {"MODEL.DROP_RATE", "0.5"},
+        {"MODEL.DROP_PATH_RATE", "1"}, {"MODEL.SWIN.PATCH_SIZE", "0"}, {"MODEL.SWIN.IN_CHANS", "0"},
+        {"MODEL.SWIN.EMBED_DIM", "0"}, {"MODEL.SWIN.DEPTHS", "[2, 0, 6, 2]"},
+        {"MODEL.SWIN.NUM_HEADS", "[3, 6, 0, 24]"}, {"MODEL.SWIN.WINDOW_SIZE", "0"},
+        {"MODEL.SWIN.MLP_RATIO", "0"}, {"MODEL.DECODER_CHANNELS", "[18, 36, 72, 0]"},
+        {"MODEL.ADAPTER.KIND", "none"}, {"MODEL.ADAPTER.QKV", "dora"},
+        {"MODEL.ADAPTER.MTL_LORA.NUM_B", "17"}, {"MODEL.ADAPTER.MTL_LORA.TAU", "-1"},
+        {"MODEL.ADAPTER.MTL_LORA.LAMBDA", "tri"}, {"MODEL.ADAPTER.MTL_LORA.DROPOUT", "1"},
+        {"MODEL.ADAPTER.CGC_LORA.SHARED_EXPERTS", "17"}, {"MODEL.ADAPTER.CGC_LORA.TASK_EXPERTS", "0"},
+        {"MODEL.ADAPTER.CGC_LORA.GATE_DIM", "4097"}, {"MODEL.ADAPTER.CGC_LORA.DROPOUT", "-0.1"},
+        {"TRAIN.EPOCHS", "0"}, {"TRAIN.WARMUP_EPOCHS", "-1"}, {"TRAIN.ACCUMULATION_STEPS", "0"},
+        {"TRAIN.LR_SCHEDULER.NAME", "step"},
+    };
+    static const char *const edge[][2] = {
+        {"RUN.BUCKET_MB", "1024"}, {"RUN.STEP_TIMEOUT", "0"}, {"MODEL.DROP_PATH_RATE", "0"},
+        {"MODEL.ADAPTER.MTL_LORA.NUM_B", "16"}, {"MODEL.ADAPTER.CGC_LORA.SHARED_EXPERTS", "16"},
+        {"MODEL.ADAPTER.CGC_LORA.TASK_EXPERTS", "4"}, {"MODEL.ADAPTER.CGC_LORA.GATE_DIM", "4096"},
+        {"MODEL.ADAPTER.QKV", "none"}, {"MODEL.ADAPTER.PROJ", "''"}, {"TRAIN.WARMUP_EPOCHS", "0"},
+    };
+    mt_config c;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+        ck_assert_msg(mt_config_set(&c, bad[i][0], bad[i][1], err, sizeof err) == MT_OK, "%s", err);
+        ck_assert_msg(mt_config_finalize(&c, err, sizeof err) != MT_OK, "%s %s accepted", bad[i][0],
+                      bad[i][1]);
+        ck_assert_msg(strstr(err, bad[i][0]) != NULL, "message '%s' lacks '%s'", err, bad[i][0]);
+    }
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+        ck_assert_msg(mt_config_set(&c, edge[i][0], edge[i][1], err, sizeof err) == MT_OK, "%s", err);
+        ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s %s: %s", edge[i][0],
+                      edge[i][1], err);
+    }
+    /* the defaults satisfy their own bounds */
+    mt_config_default(&c);
+    ck_assert_int_eq(mt_config_set_tasks(&c, "sal", err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+}
+END_TEST
+
 /* The effective configuration written to RUN.DIR loads back to the same
  * configuration, for the built-in one, an official file with per-task
  * ranks and scales, and our own RUN.* keys. */
@@ -323,6 +371,30 @@ START_TEST(effective_config_roundtrips) {
 }
 END_TEST
 
+/* The YAML goes through the atomic writer: nothing is left beside the
+ * target, and a target that cannot be written is refused by name. */
+START_TEST(yaml_written_atomically) {
+    char dir[] = "/tmp/mtlora_cfgdir_XXXXXX", path[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    mt_config c;
+    ck_assert_int_eq(mt_config_builtin(&c, err, sizeof err), MT_OK);
+    ck_assert_msg(mt_config_finalize(&c, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_msg(mt_config_write_yaml(&c, path, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_msg(mt_config_write_yaml(&c, path, err, sizeof err) == MT_OK, "%s", err); /* over it */
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));)
+        ck_assert_msg(!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+                      !strcmp(e->d_name, "config.yaml"), "%s left in %s", e->d_name, dir);
+    closedir(d);
+    unlink(path);
+    rmdir(dir);
+    ck_assert_int_eq(mt_config_write_yaml(&c, "/nonexistent_dir/config.yaml", err, sizeof err), MT_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent_dir/config.yaml"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("yaml");
@@ -335,6 +407,8 @@ int main(void) {
     tcase_add_test(tc, adapter_kind_counts);
     tcase_add_test(tc, opts_and_tasks);
     tcase_add_test(tc, refusals_name_the_key);
+    tcase_add_test(tc, bounds_refuse_by_key);
+    tcase_add_test(tc, yaml_written_atomically);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

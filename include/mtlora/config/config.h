@@ -154,21 +154,14 @@ mt_status mt_config_finalize(mt_config *cfg, char *err, size_t errlen);
 
 int mt_config_task_index(const mt_config *cfg, const char *name);
 
-/* cgc_lora's expert rank at stage s of a finalized config: all experts of a
- * layer together cost one rank-r LoRA, max(1, r / (S + T P)). */
-int mt_config_cgc_expert_rank(const mt_config *cfg, int s);
-
-/* Turns cfg into the full fine-tuning baseline of the same model (plain
- * Swin, no adapters); finalize again before use. */
-void mt_config_use_full_ft(mt_config *cfg);
-
 /* The shortest decimal that reads back as the same float ("0.1", not
  * "0.100000001"), as the written configuration uses. */
 void mt_config_format_float(char *buf, size_t cap, float v);
 
 /* Writes cfg as YAML with the official key names (and RUN.*), such that
  * loading it into mt_config_default and finalizing gives the same
- * configuration. Written to path.tmp, then renamed. */
+ * configuration. Written atomically (mtlora/io/atomic_file.h): a reader
+ * sees the old file or the whole new one. */
 mt_status mt_config_write_yaml(const mt_config *cfg, const char *path, char *err, size_t errlen);
 
 #endif
