@@ -1,8 +1,13 @@
 /* test_image_codec.c - JPEG/PNG codec: exact round trips, low bit depths,
  * refusals that name the file (truncated, corrupt, 16-bit, not an image,
- * absurd sizes, missing), writers that leave no partial file, and exact
- * parity with PIL on the files tests/reference/codec_reference.py writes
- * into $MTLORA_CODEC_CASES. */
+ * absurd sizes, missing), writers that leave no partial file, in-memory
+ * encoders that give the writers' bytes, and exact parity with PIL on the
+ * files tests/reference/codec_reference.py writes into $MTLORA_CODEC_CASES.
+ *
+ * Why long: one suite for the one contract image_codec.h, every case of
+ * both codecs; the cases share the fixture helpers (noise and ramp images,
+ * a raw libpng writer, chunk surgery with CRCs) and the scratch directory,
+ * which split files would have to duplicate or export. */
 #include <check.h>
 #include <dirent.h>
 #include <png.h>
@@ -607,6 +612,57 @@ START_TEST(failed_write_removes_partial_file) {
 }
 END_TEST
 
+/* The in-memory encoders give exactly the bytes the writers put in the
+ * file, and refuse what the writers refuse, naming `what`, with no buffer. */
+START_TEST(encoders_match_writers) {
+    mt_image8 rgb = smooth_image(24, 40, 3), gray = noise_image(17, 9, 1, 5, 21);
+    const struct {
+        const char *name;
+        const mt_image8 *im;
+        int jpeg, palette;
+    } cases[] = {
+        {"enc.jpg", &rgb, 1, 0}, {"enc_gray.jpg", &gray, 1, 0}, {"enc_rgb.png", &rgb, 0, 0},
+        {"enc_gray.png", &gray, 0, 0}, {"enc_palette.png", &gray, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[1024];
+        tmp_path(path, sizeof path, cases[i].name);
+        uint8_t *mem, *file;
+        size_t nmem, nfile;
+        mt_status st = cases[i].jpeg
+                           ? img_jpeg_encode(cases[i].im, 90, &mem, &nmem, "x", err, sizeof err)
+                           : img_png_encode(cases[i].im, cases[i].palette, &mem, &nmem, "x", err,
+                                            sizeof err);
+        ck_assert_msg(st == MT_OK, "%s: %s", cases[i].name, err);
+        st = cases[i].jpeg ? img_jpeg_write(path, cases[i].im, 90, err, sizeof err)
+                           : img_png_write(path, cases[i].im, cases[i].palette, err, sizeof err);
+        ck_assert_msg(st == MT_OK, "%s: %s", cases[i].name, err);
+        ck_assert_int_eq(file_read_all(path, &file, &nfile, err, sizeof err), MT_OK);
+        ck_assert_uint_eq(nmem, nfile);
+        ck_assert_mem_eq(mem, file, nfile);
+        free(mem);
+        free(file);
+    }
+    mt_image8 two = noise_image(8, 8, 2, 8, 256);
+    uint8_t *bytes = (uint8_t *)1;
+    size_t n = 1;
+    ck_assert_int_eq(img_jpeg_encode(&two, 90, &bytes, &n, "two-channel image", err, sizeof err),
+                     MT_ERR_ARG);
+    ck_assert_ptr_null(bytes);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_msg(strstr(err, "two-channel image"), "%s", err);
+    ck_assert_int_eq(img_png_encode(&rgb, 1, &bytes, &n, "rgb image", err, sizeof err), MT_ERR_ARG);
+    ck_assert_ptr_null(bytes);
+    ck_assert_msg(strstr(err, "rgb image"), "%s", err);
+    ck_assert_int_eq(img_jpeg_encode(&rgb, 101, &bytes, &n, NULL, err, sizeof err), MT_ERR_ARG);
+    ck_assert_int_eq(img_png_encode(NULL, 0, &bytes, &n, NULL, err, sizeof err), MT_ERR_ARG);
+    ck_assert_int_eq(img_jpeg_encode(&rgb, 90, NULL, &n, NULL, err, sizeof err), MT_ERR_ARG);
+    img_free(&rgb);
+    img_free(&gray);
+    img_free(&two);
+}
+END_TEST
+
 /* ---- parity with PIL ------------------------------------------------------------- */
 
 static const char *cases_dir(void) {
@@ -710,7 +766,7 @@ static Suite *codec_suite(void) {
           absurd_dimensions_refused}},
         {"writers",
          {writer_arguments_checked, writer_reports_unwritable_path,
-          failed_write_removes_partial_file}},
+          failed_write_removes_partial_file, encoders_match_writers}},
         {"pil_parity", {pil_parity, pil_files_refused}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {

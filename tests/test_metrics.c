@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mtlora/io/shards/shard_loader.h"
 #include "mtlora/train/metrics.h"
 #include "tensor_bundle.h"
 #include "test_util.h"
@@ -315,8 +316,9 @@ START_TEST(state_independent_of_threads_and_batching) {
 }
 END_TEST
 
-/* The loader-batch entry point reads the matching field. */
-START_TEST(update_from_loader_batch) {
+/* The targets entry point reads the field of the meter's kind, filled from
+ * a loader batch as the evaluation loop fills it. */
+START_TEST(update_from_targets) {
     for (int t = 0; t < NTASKS; t++) {
         const bundle_tensor *x = batch_tensor(t, 0, "logits"), *y = batch_tensor(t, 0, "target");
         const int k = (int)x->dims[1], s = (int)x->dims[3];
@@ -331,16 +333,25 @@ START_TEST(update_from_loader_batch) {
         case MT_TASK_NORMALS: lb.normals = y->data; break;
         case MT_TASK_EDGE: lb.edge = y->data; break;
         }
+        const metrics_targets tg = {.n = lb.n, .semseg = lb.semseg, .human_parts = lb.human_parts,
+                                    .sal = lb.sal, .edge = lb.edge, .normals = lb.normals};
         metrics_meter *direct = new_meter(KIND[t]), *via = new_meter(KIND[t]);
         feed(direct, t, 0, 1);
-        ck_assert_int_eq(metrics_update_batch(via, x->data, k, s, &lb), MT_OK);
+        ck_assert_int_eq(metrics_update_targets(via, x->data, k, s, &tg), MT_OK);
         states_equal(direct, via, TASK[t]);
-        /* the field of another task is not read */
-        loader_batch empty;
-        memset(&empty, 0, sizeof empty);
-        empty.n = lb.n;
-        empty.images = (float *)x->data;
-        ck_assert_int_eq(metrics_update_batch(via, x->data, k, s, &empty), MT_ERR_ARG);
+        /* only the kind's own field is read: every other one set, its own NULL */
+        uint8_t other_labels[1] = {0};
+        metrics_targets others = {.n = tg.n, .semseg = other_labels, .human_parts = other_labels,
+                                  .sal = x->data, .edge = x->data, .normals = x->data};
+        switch (KIND[t]) {
+        case MT_TASK_SEMSEG: others.semseg = NULL; break;
+        case MT_TASK_HUMAN_PARTS: others.human_parts = NULL; break;
+        case MT_TASK_SAL: others.sal = NULL; break;
+        case MT_TASK_NORMALS: others.normals = NULL; break;
+        case MT_TASK_EDGE: others.edge = NULL; break;
+        }
+        ck_assert_int_eq(metrics_update_targets(via, x->data, k, s, &others), MT_ERR_ARG);
+        states_equal(direct, via, TASK[t]); /* the refused call added nothing */
         free(lab);
         metrics_destroy(direct);
         metrics_destroy(via);
@@ -476,7 +487,7 @@ START_TEST(bad_arguments) {
     ck_assert_int_eq(metrics_update_maps(other, x, 1, 1, 2, y), MT_ERR_ARG);
     y[1] = INFINITY;
     ck_assert_int_eq(metrics_update_maps(other, x, 1, 1, 2, y), MT_ERR_ARG);
-    ck_assert_int_eq(metrics_update_batch(m, x, 21, 2, NULL), MT_ERR_ARG);
+    ck_assert_int_eq(metrics_update_targets(m, x, 21, 2, NULL), MT_ERR_ARG);
     /* nothing was added by the refused calls */
     double *st;
     size_t n;
@@ -514,7 +525,7 @@ int main(void) {
     tcase_add_test(ref, sal_per_threshold_means);
     tcase_add_test(ref, split_and_merge_equals_one_meter);
     tcase_add_test(ref, state_independent_of_threads_and_batching);
-    tcase_add_test(ref, update_from_loader_batch);
+    tcase_add_test(ref, update_from_targets);
     tcase_set_timeout(ref, 60);
     suite_add_tcase(s, ref);
     TCase *unit = tcase_create("unit");

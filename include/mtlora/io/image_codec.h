@@ -1,6 +1,7 @@
 /* image_codec.h - JPEG and PNG files to and from 8-bit pixel arrays, with
  * libjpeg and libpng, decoding exactly as the official loader's PIL calls
  * do (PIL links the same libjpeg-turbo with the same defaults).
+ * (io/image_codec.c: buffers and files; io/image_jpeg.c; io/image_png.c.)
  *
  * Failures return MT_ERR_IO (cannot open/read/write), MT_ERR_FORMAT (not a
  * JPEG/PNG, truncated, corrupt, unsupported kind, absurd size), MT_ERR_ARG
@@ -41,9 +42,14 @@ mt_status img_jpeg_decode(const uint8_t *bytes, size_t n, mt_image8 *out, const 
 mt_status img_jpeg_read(const char *path, mt_image8 *out, uint8_t **bytes, size_t *nbytes,
                         char *err, size_t errlen);
 /* c = 3 (RGB) or 1 (gray), quality 1..100, 4:2:0 as libjpeg's default.
- * Writers create the file at path (callers wanting atomicity write a temp
- * name and rename); the image is encoded in memory first, and a file that
- * could not be written completely is removed. */
+ * The encoders return the file's bytes in a malloc'd buffer (*bytes, *n;
+ * the caller frees; NULL and 0 on failure), `what` naming the image in
+ * messages: for a file that must appear whole or not at all, hand them to
+ * atomic_write (atomic_file.h). The writers encode the same way and then
+ * create the file at path in place (not atomically); a file that could not
+ * be written completely is removed. */
+mt_status img_jpeg_encode(const mt_image8 *im, int quality, uint8_t **bytes, size_t *n,
+                          const char *what, char *err, size_t errlen);
 mt_status img_jpeg_write(const char *path, const mt_image8 *im, int quality, char *err,
                          size_t errlen);
 
@@ -59,7 +65,9 @@ mt_status img_jpeg_write(const char *path, const mt_image8 *im, int quality, cha
 mt_status img_png_read(const char *path, mt_image8 *out, char *err, size_t errlen);
 /* c = 1 written as 8-bit gray, or, with palette != 0, as an 8-bit palette
  * image (values are indices; the palette is PASCAL VOC's colour map) as VOC's
- * SegmentationClass PNGs are; c = 3 as RGB. */
+ * SegmentationClass PNGs are; c = 3 as RGB. Encoder and writer as for JPEG. */
+mt_status img_png_encode(const mt_image8 *im, int palette, uint8_t **bytes, size_t *n,
+                         const char *what, char *err, size_t errlen);
 mt_status img_png_write(const char *path, const mt_image8 *im, int palette, char *err,
                         size_t errlen);
 

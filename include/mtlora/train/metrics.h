@@ -10,7 +10,7 @@
  *
  * An update takes a batch of the model's raw logits [n, K, S, S] (float32,
  * NCHW, as mt_model_logits gives them) and the batch's targets in the
- * loader's formats (shard_loader.h), applies the official get_output
+ * loader's formats (metrics_targets below), applies the official get_output
  * transform and then the official meter update:
  *   semseg       argmax over 21 channels; per-class TP/FP/FN over valid pixels
  *   human_parts  argmax over 7 channels; the same
@@ -45,7 +45,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "mtlora/config/config.h"
-#include "mtlora/io/shards/shard_loader.h"
 #include "mtlora/base/status.h"
 
 #define METRICS_SEMSEG_CLASSES 21      /* 20 VOC classes + background */
@@ -76,9 +75,21 @@ mt_status metrics_update_labels(metrics_meter *m, const float *logits, int n, in
  * [n, 3, S, S], 255 = ignored. Non-finite sal targets are refused. */
 mt_status metrics_update_maps(metrics_meter *m, const float *logits, int n, int channels,
                               int size, const float *target);
-/* Either of the above with the matching field of a loader batch. */
-mt_status metrics_update_batch(metrics_meter *m, const float *logits, int channels, int size,
-                               const loader_batch *b);
+/* A batch's targets, one plane per task (NULL for a task not loaded), in
+ * the formats above: what a loader batch (shard_loader.h) holds, without
+ * the meters depending on the loader. */
+typedef struct {
+    int n;                      /* images in the batch */
+    const uint8_t *semseg;      /* [n, S, S] */
+    const uint8_t *human_parts; /* [n, S, S] */
+    const float *sal, *edge;    /* [n, S, S] */
+    const float *normals;       /* [n, 3, S, S] */
+} metrics_targets;
+
+/* metrics_update_labels / _maps with the field of t that m's kind reads
+ * (a NULL field is MT_ERR_ARG); the other fields are not read. */
+mt_status metrics_update_targets(metrics_meter *m, const float *logits, int channels, int size,
+                                 const metrics_targets *t);
 
 /* The meter's state: *state points into the meter (writable, so MPI can
  * reduce in place), *n = metrics_state_len(kind). */

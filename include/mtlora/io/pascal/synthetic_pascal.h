@@ -14,14 +14,13 @@
  *   DIR/pascal-context/trainval/<id>.mat    MATLAB v5, LabelMap (uint16 HxW)
  *        holding PASCAL-Context class ids 1..459
  *
- * Ids look like PASCAL's ("2008_000001"). Each scene: a background of
- * context classes (some normals-valid such as wall/floor/ceiling, some not
- * such as sky/grass), 1..4 objects of the 20 VOC classes (each class a shape
- * and a colour/texture of its own so a model can learn them), people built
- * from the official part names (head, torso, arms, hands, legs, feet ...),
- * saliency = the foreground objects, normals from a smooth height field of
- * the objects over a tilted background plane. Deterministic for a seed:
- * the same (n, seed, sizes) writes byte-identical files. */
+ * Ids look like PASCAL's ("2008_000001"). Each image is one scene of
+ * mtlora/data/synthetic_scene.h (background, 1..4 VOC objects, people with
+ * the official part names, saliency = the objects, normals from a height
+ * field), its seed drawn from (seed, index). Deterministic for a seed: the
+ * same (n, seed, sizes) writes byte-identical files, for any thread count.
+ * Every file is written atomically (atomic_file.h): under its final name
+ * it is complete; the split files come last, once every image is there. */
 #ifndef MTLORA_SYNTHETIC_PASCAL_H
 #define MTLORA_SYNTHETIC_PASCAL_H
 
@@ -33,7 +32,7 @@ typedef struct {
     int n;             /* images */
     uint64_t seed;
     int min_side;      /* image sides drawn in [min_side, max_side]; */
-    int max_side;      /* PASCAL-like default 240..500 */
+    int max_side;      /* PASCAL-like default 240..500, within 32..4096 */
     int val_every;     /* every val_every-th image goes to val.txt (default 5) */
     int threads;       /* worker threads (default 2) */
 } synthetic_opts;
