@@ -1,4 +1,4 @@
-# Evaluation metrics (src/metrics.c) against the official MTLoRA meters:
+# Evaluation metrics (src/train/metrics*.c) against the official MTLoRA meters:
 # the fixture runs a port of the official evaluation code with torch on
 # generated batches and writes the inputs and expected scores.
 add_executable(test_metrics test_metrics.c)

@@ -19,7 +19,7 @@ code with only these names routed through an `ops` object:
 Each case is run twice:
   "official": ops are torch's own (float32 everywhere, as the official code);
   "exact":    the transcendental functions rounded once from float64 (the
-              correctly rounded float32 value, what src/metrics.c computes),
+              correctly rounded float32 value, what src/train/metrics_image.c computes),
               per-batch sums and the edge loss in float64.
 The two differ only in the last bits of float sums; the data are generated
 so that no pixel's thresholded decision differs between them (a logit whose
@@ -559,7 +559,7 @@ def f64_pieces(v):
 
 def torch_norm_is_fused():
     """Whether torch's float32 2-norm over 3 channels fuses its multiply-adds
-    (its AVX2 kernels do; src/metrics.c does, with fmaf). Without it the
+    (its AVX2 kernels do; src/train/metrics_image.c does, with fmaf). Without it the
     normals scores differ from ours in the last bits (about 1e-9)."""
     x = torch.randn(4096, 3, generator=torch.Generator().manual_seed(5)) * 3
     a = x.numpy()

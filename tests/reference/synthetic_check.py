@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """synthetic_check.py DIR - reads a synthetic PASCAL-Context set (written by
-io/synthetic_pascal.c) the way the official loader reads the real one, and
+io/pascal/synthetic_pascal.c, scenes from src/data/synthetic_scene.c) the way the official loader reads the real one, and
 checks what each task gets.
 
 The readers below are ports of scale-lab/MTLoRA data/mtl_ds.py, class
