@@ -31,6 +31,8 @@ static mt_status mm(mt_ctx *ctx, float *C, const float *A, int ta, const float *
     return mt_matmul(ctx, "adapter", C, cs, A, as, B, bs, NULL, 1, 1, m, k, n, scale, acc);
 }
 
+/* y (rows, out) = base + s K A x, or += without base; x (rows, in), mid
+ * (rows, r) saved. Per-path kinds: rows split into `paths` parts of rp. */
 mt_status adapter_delta_forward(mt_ctx *ctx, const lora_linear *l, float *y, const float *base,
                                 float *mid, const float *x, int rows) {
     if (!per_path(l))
@@ -39,7 +41,7 @@ mt_status adapter_delta_forward(mt_ctx *ctx, const lora_linear *l, float *y, con
     if (rows % l->paths)
         return mt_fail(ctx, MT_ERR_SHAPE, "adapter: %d rows do not split into %d paths", rows,
                        l->paths);
-    const size_t rp = (size_t)(rows / l->paths);
+    const size_t rp = (size_t)(rows / l->paths); /* rows of one path */
     for (int p = 0; p < l->paths; p++)
         MT_CHECK(lora_delta_forward(ctx, y + p * rp * l->out, base ? base + p * rp * l->out : NULL,
                                     mid + p * rp * l->r, x + p * rp * l->in, l->effA[p],
@@ -47,6 +49,8 @@ mt_status adapter_delta_forward(mt_ctx *ctx, const lora_linear *l, float *y, con
     return MT_OK;
 }
 
+/* dy (rows, out) -> dx (rows, in) (accumulate: added to; NULL: skipped),
+ * and the low-rank factors' gradients: A.g/B.g, or per path effdA/effdK. */
 mt_status adapter_delta_backward(mt_ctx *ctx, const lora_linear *l, float *dx, const float *dy,
                                  const float *x, const float *mid, int rows, int accumulate) {
     if (!per_path(l))
@@ -115,27 +119,28 @@ static void softmax_tau(float *p, const float *z, int n, float tau) {
 }
 
 static void mtl_mix(const lora_linear *l, int p, float *pi) {
-    softmax_tau(pi, l->mix.v + (size_t)p * l->nb, l->nb, l->tau);
+    softmax_tau(pi, l->mix.v + (size_t)p * l->num_b, l->num_b, l->tau);
 }
 
 static const float *mtl_lambda(const lora_linear *l, int p) {
     return l->lam.v + (size_t)p * (l->diag ? (size_t)l->r : (size_t)l->r * l->r);
 }
 
-/* Expert m's B for path p (cgc): [out, re]. */
+/* Expert e's B for path p (cgc), or its gradient: (out, expert_rank). */
 static float *cgc_B(const lora_linear *l, int p, int e, int grad) {
-    const size_t sz = (size_t)l->out * l->re;
-    if (e < l->ns) return (grad ? l->EB.g : l->EB.v) + e * sz;
-    return (grad ? l->TB.g : l->TB.v) + ((size_t)p * l->np + (e - l->ns)) * sz;
+    const size_t sz = (size_t)l->out * l->expert_rank;
+    if (e < l->shared_experts) return (grad ? l->EB.g : l->EB.v) + e * sz;
+    const size_t task_e = (size_t)p * l->task_experts + (size_t)(e - l->shared_experts);
+    return (grad ? l->TB.g : l->TB.v) + task_e * sz;
 }
 
 mt_status adapter_prepare(mt_model *m, mt_ctx *ctx) {
     for (int t = 0; t < m->T && m->gate_n; t++) {
-        float z[CGC_MAX_EXPERTS];
-        const float *e = m->gate_E.v + (size_t)t * m->gate_dim;
+        float z[CGC_MAX_EXPERTS]; /* (gate_n) logits G E[t] */
+        const float *e = m->gate_E.v + (size_t)t * m->gate_dim; /* (gate_dim) E[t] */
         for (int j = 0; j < m->gate_n; j++) {
             double acc = 0.0;
-            const float *g = m->gate_G.v + (size_t)j * m->gate_dim;
+            const float *g = m->gate_G.v + (size_t)j * m->gate_dim; /* (gate_dim) row j of G */
             for (int d = 0; d < m->gate_dim; d++) acc += (double)g[d] * e[d];
             z[j] = (float)acc;
         }
@@ -147,13 +152,13 @@ mt_status adapter_prepare(mt_model *m, mt_ctx *ctx) {
             if (l->kind == MT_ADAPTER_MTL_LORA) {
                 float pi[16];
                 mtl_mix(l, p, pi);
-                float *M = l->effM[p];
+                float *M = l->effM[p]; /* (out, r) */
                 mt_zero(M, nk);
-                for (int i = 0; i < l->nb; i++) {
-                    const float *Bi = l->Bn.v + (size_t)i * nk;
+                for (int i = 0; i < l->num_b; i++) {
+                    const float *Bi = l->Bn.v + (size_t)i * nk; /* (out, r) */
                     for (size_t q = 0; q < nk; q++) M[q] += pi[i] * Bi[q];
                 }
-                const float *lam = mtl_lambda(l, p);
+                const float *lam = mtl_lambda(l, p); /* (r, r), or (r) when diag */
                 if (l->diag) {
                     for (int o = 0; o < l->out; o++)
                         for (int j = 0; j < l->r; j++)
@@ -165,16 +170,17 @@ mt_status adapter_prepare(mt_model *m, mt_ctx *ctx) {
                 l->effdA[p] = l->A.g;
             } else {
                 const float *pi = m->gate_p[p];
-                const size_t ea = (size_t)l->re * l->in;
-                memcpy(l->effA[p], l->EA.v, (size_t)l->ns * ea * sizeof(float));
-                memcpy(l->effA[p] + (size_t)l->ns * ea, l->TA.v + (size_t)p * l->np * ea,
-                       (size_t)l->np * ea * sizeof(float));
-                for (int e = 0; e < l->ns + l->np; e++) {
-                    const float *Be = cgc_B(l, p, e, 0);
+                const size_t ea = (size_t)l->expert_rank * l->in;
+                memcpy(l->effA[p], l->EA.v, (size_t)l->shared_experts * ea * sizeof(float));
+                memcpy(l->effA[p] + (size_t)l->shared_experts * ea,
+                       l->TA.v + (size_t)p * l->task_experts * ea,
+                       (size_t)l->task_experts * ea * sizeof(float));
+                for (int e = 0; e < l->shared_experts + l->task_experts; e++) {
+                    const float *Be = cgc_B(l, p, e, 0); /* (out, expert_rank) */
                     for (int o = 0; o < l->out; o++)
-                        for (int q = 0; q < l->re; q++)
-                            l->effK[p][(size_t)o * l->r + (size_t)e * l->re + q] =
-                                pi[e] * Be[(size_t)o * l->re + q];
+                        for (int q = 0; q < l->expert_rank; q++)
+                            l->effK[p][(size_t)o * l->r + (size_t)e * l->expert_rank + q] =
+                                pi[e] * Be[(size_t)o * l->expert_rank + q];
                 }
             }
         }
@@ -196,14 +202,15 @@ mt_status adapter_layer_grads(mt_model *m, mt_ctx *ctx, const lora_linear *l) {
     if (!per_path(l)) return MT_OK;
     const size_t nk = (size_t)l->out * l->r;
     for (int p = 0; p < l->paths; p++) {
-        const float *dK = l->effdK[p];
+        const float *dK = l->effdK[p]; /* (out, r) */
         if (l->kind == MT_ADAPTER_MTL_LORA) {
             /* K = M Lambda: dLambda = M^T dK, dM = dK Lambda^T; M = sum pi_i B^i */
-            const float *M = l->effM[p], *lam = mtl_lambda(l, p);
-            float *dM = mt_scratch(ctx, MT_SCRATCH_LORA, nk * sizeof(float));
+            const float *M = l->effM[p];         /* (out, r) */
+            const float *lam = mtl_lambda(l, p); /* (r, r), or (r) when diag */
+            float *dM = mt_scratch(ctx, MT_SCRATCH_LORA, nk * sizeof(float)); /* (out, r) */
             if (!dM) return MT_ERR_NOMEM;
             if (l->diag) {
-                float *dl = l->lam.g + (size_t)p * l->r;
+                float *dl = l->lam.g + (size_t)p * l->r; /* (r) */
                 for (int j = 0; j < l->r; j++) {
                     double acc = 0.0;
                     for (int o = 0; o < l->out; o++)
@@ -221,9 +228,9 @@ mt_status adapter_layer_grads(mt_model *m, mt_ctx *ctx, const lora_linear *l) {
             float pi[16];
             double dpi[16], dot = 0.0;
             mtl_mix(l, p, pi);
-            for (int i = 0; i < l->nb; i++) {
-                const float *Bi = l->Bn.v + (size_t)i * nk;
-                float *dBi = l->Bn.g + (size_t)i * nk;
+            for (int i = 0; i < l->num_b; i++) {
+                const float *Bi = l->Bn.v + (size_t)i * nk; /* (out, r) */
+                float *dBi = l->Bn.g + (size_t)i * nk;      /* (out, r) */
                 double acc = 0.0;
                 for (size_t q = 0; q < nk; q++) {
                     acc += (double)Bi[q] * dM[q];
@@ -232,24 +239,24 @@ mt_status adapter_layer_grads(mt_model *m, mt_ctx *ctx, const lora_linear *l) {
                 dpi[i] = acc;
                 dot += pi[i] * acc;
             }
-            float *dw = l->mix.g + (size_t)p * l->nb;
-            for (int i = 0; i < l->nb; i++) dw[i] += (float)(pi[i] * (dpi[i] - dot) / l->tau);
+            float *dw = l->mix.g + (size_t)p * l->num_b; /* (num_b) */
+            for (int i = 0; i < l->num_b; i++) dw[i] += (float)(pi[i] * (dpi[i] - dot) / l->tau);
         } else {
-            const float *dA = l->effdA[p];
-            const size_t ea = (size_t)l->re * l->in;
-            mt_add_inplace(l->EA.g, dA, (size_t)l->ns * ea);
-            mt_add_inplace(l->TA.g + (size_t)p * l->np * ea, dA + (size_t)l->ns * ea,
-                           (size_t)l->np * ea);
+            const float *dA = l->effdA[p]; /* (r, in) */
+            const size_t ea = (size_t)l->expert_rank * l->in;
+            mt_add_inplace(l->EA.g, dA, (size_t)l->shared_experts * ea);
+            mt_add_inplace(l->TA.g + (size_t)p * l->task_experts * ea,
+                           dA + (size_t)l->shared_experts * ea, (size_t)l->task_experts * ea);
             const float *pi = m->gate_p[p];
-            for (int e = 0; e < l->ns + l->np; e++) {
-                const float *Be = cgc_B(l, p, e, 0);
-                float *dBe = cgc_B(l, p, e, 1);
+            for (int e = 0; e < l->shared_experts + l->task_experts; e++) {
+                const float *Be = cgc_B(l, p, e, 0); /* (out, expert_rank) */
+                float *dBe = cgc_B(l, p, e, 1);      /* (out, expert_rank) */
                 double acc = 0.0;
                 for (int o = 0; o < l->out; o++)
-                    for (int q = 0; q < l->re; q++) {
-                        const float g = dK[(size_t)o * l->r + (size_t)e * l->re + q];
-                        acc += (double)Be[(size_t)o * l->re + q] * g;
-                        dBe[(size_t)o * l->re + q] += pi[e] * g;
+                    for (int q = 0; q < l->expert_rank; q++) {
+                        const float g = dK[(size_t)o * l->r + (size_t)e * l->expert_rank + q];
+                        acc += (double)Be[(size_t)o * l->expert_rank + q] * g;
+                        dBe[(size_t)o * l->expert_rank + q] += pi[e] * g;
                     }
                 m->gate_dp[p][e] += acc;
             }
@@ -266,8 +273,8 @@ mt_status adapter_gate_grads(mt_model *m, mt_ctx *ctx) {
         double dot = 0.0, dz[CGC_MAX_EXPERTS];
         for (int j = 0; j < m->gate_n; j++) dot += pi[j] * m->gate_dp[t][j];
         for (int j = 0; j < m->gate_n; j++) dz[j] = pi[j] * (m->gate_dp[t][j] - dot);
-        const float *e = m->gate_E.v + (size_t)t * m->gate_dim;
-        float *de = m->gate_E.g + (size_t)t * m->gate_dim;
+        const float *e = m->gate_E.v + (size_t)t * m->gate_dim; /* (gate_dim) E[t] */
+        float *de = m->gate_E.g + (size_t)t * m->gate_dim;      /* (gate_dim) its gradient */
         for (int d = 0; d < m->gate_dim; d++) {
             double acc = 0.0;
             for (int j = 0; j < m->gate_n; j++) {

@@ -37,27 +37,32 @@ mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training) 
     int off = 0;
     for (int s = 0; s < m->L; s++) {
         const int h = m->feat_res[s], hw = h * h, ch = c->decoder_channels[s];
-        MT_CHECK(linear_forward(ctx, a->tok[s], m->a.feat[t][s], d->down[s].v, NULL, B * hw,
+        MT_CHECK(linear_forward(ctx, a->down_tok[s], m->a.feat[t][s], d->down[s].v, NULL, B * hw,
                                 m->feat_dim[s], ch));
-        float *slice = a->cat + (size_t)off * hw0;
+        float *slice = a->cat + (size_t)off * hw0; /* (B, ch, h0, h0) of (B, csum, h0, h0) */
         if (s == 0) {
-            MT_CHECK(move(ctx, slice, LAY_SLICE, a->tok[s], LAY_TOKENS, B, ch, hw, cs));
+            MT_CHECK(move(ctx, slice, LAY_SLICE, a->down_tok[s], LAY_TOKENS, B, ch, hw, cs));
         } else {
-            MT_CHECK(move(ctx, a->lvl[s], LAY_NCHW, a->tok[s], LAY_TOKENS, B, ch, hw, cs));
-            MT_CHECK(resize_bilinear_forward(ctx, a->rs[s], a->lvl[s], B, ch, h, h, h0, h0));
-            MT_CHECK(move(ctx, slice, LAY_SLICE, a->rs[s], LAY_NCHW, B, ch, hw0, cs));
+            MT_CHECK(move(ctx, a->down_nchw[s], LAY_NCHW, a->down_tok[s], LAY_TOKENS, B, ch, hw,
+                          cs));
+            MT_CHECK(resize_bilinear_forward(ctx, a->resized[s], a->down_nchw[s], B, ch, h, h, h0,
+                                             h0));
+            MT_CHECK(move(ctx, slice, LAY_SLICE, a->resized[s], LAY_NCHW, B, ch, hw0, cs));
         }
         off += ch;
     }
     const int C4 = 4 * cs;
     const size_t nh = (size_t)B * C4 * hw0;
-    MT_CHECK(conv2d_forward(ctx, a->h1, a->cat, d->c1_w.v, d->c1_b.v, B, cs, h0, h0, C4, 1, 1, 0));
-    MT_CHECK(batchnorm_forward(ctx, a->h2, a->bn_mean, a->bn_var, d->bn_rm, d->bn_rv, a->h1,
-                               d->bn_w.v, d->bn_b.v, B, C4, hw0, training, 0.1f));
+    MT_CHECK(conv2d_forward(ctx, a->conv1, a->cat, d->c1_w.v, d->c1_b.v, B, cs, h0, h0, C4, 1, 1,
+                            0));
+    MT_CHECK(batchnorm_forward(ctx, a->bn, a->bn_mean, a->bn_var, d->bn_running_mean,
+                               d->bn_running_var, a->conv1, d->bn_w.v, d->bn_b.v, B, C4, hw0,
+                               training, 0.1f));
     if (training) d->bn_tracked++;
-    MT_CHECK(relu_forward(ctx, a->h3, a->h2, nh));
-    MT_CHECK(conv2d_forward(ctx, a->z, a->h3, d->c2_w.v, d->c2_b.v, B, C4, h0, h0, d->K, 1, 1, 0));
-    return resize_bilinear_forward(ctx, a->logits, a->z, B, d->K, h0, h0, m->S, m->S);
+    MT_CHECK(relu_forward(ctx, a->relu, a->bn, nh));
+    MT_CHECK(conv2d_forward(ctx, a->conv2, a->relu, d->c2_w.v, d->c2_b.v, B, C4, h0, h0, d->K, 1,
+                            1, 0));
+    return resize_bilinear_forward(ctx, a->logits, a->conv2, B, d->K, h0, h0, m->S, m->S);
 }
 
 mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
@@ -67,32 +72,33 @@ mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
     grad_work *w = &m->w;
     const int h0 = m->feat_res[0], hw0 = h0 * h0, cs = d->csum, C4 = 4 * cs;
     const size_t nh = (size_t)B * C4 * hw0;
-    mt_zero(w->dz, (size_t)B * d->K * hw0);
-    MT_CHECK(resize_bilinear_backward(ctx, w->dz, a->dlogits, B, d->K, h0, h0, m->S, m->S));
-    mt_zero(w->dh3, nh);
-    MT_CHECK(conv2d_backward(ctx, w->dh3, d->c2_w.g, d->c2_b.g, w->dz, a->h3, d->c2_w.v, B, C4,
-                             h0, h0, d->K, 1, 1, 0));
-    mt_zero(w->dh2, nh);
-    MT_CHECK(relu_backward(ctx, w->dh2, w->dh3, a->h2, nh));
-    mt_zero(w->dh1, nh);
-    MT_CHECK(batchnorm_backward(ctx, w->dh1, d->bn_w.g, d->bn_b.g, w->dh2, a->h1, a->bn_mean,
-                                a->bn_var, d->bn_w.v, d->bn_b.v, B, C4, hw0));
-    mt_zero(w->dcat, (size_t)B * cs * hw0);
-    MT_CHECK(conv2d_backward(ctx, w->dcat, d->c1_w.g, d->c1_b.g, w->dh1, a->cat, d->c1_w.v, B, cs,
-                             h0, h0, C4, 1, 1, 0));
+    mt_zero(w->d_conv2, (size_t)B * d->K * hw0);
+    MT_CHECK(resize_bilinear_backward(ctx, w->d_conv2, a->dlogits, B, d->K, h0, h0, m->S, m->S));
+    mt_zero(w->d_relu, nh);
+    MT_CHECK(conv2d_backward(ctx, w->d_relu, d->c2_w.g, d->c2_b.g, w->d_conv2, a->relu, d->c2_w.v,
+                             B, C4, h0, h0, d->K, 1, 1, 0));
+    mt_zero(w->d_bn, nh);
+    MT_CHECK(relu_backward(ctx, w->d_bn, w->d_relu, a->bn, nh));
+    mt_zero(w->d_conv1, nh);
+    MT_CHECK(batchnorm_backward(ctx, w->d_conv1, d->bn_w.g, d->bn_b.g, w->d_bn, a->conv1,
+                                a->bn_mean, a->bn_var, d->bn_w.v, d->bn_b.v, B, C4, hw0));
+    mt_zero(w->d_cat, (size_t)B * cs * hw0);
+    MT_CHECK(conv2d_backward(ctx, w->d_cat, d->c1_w.g, d->c1_b.g, w->d_conv1, a->cat, d->c1_w.v,
+                             B, cs, h0, h0, C4, 1, 1, 0));
     int off = 0;
     for (int s = 0; s < m->L; s++) {
         const int h = m->feat_res[s], hw = h * h, ch = c->decoder_channels[s];
-        const float *slice = w->dcat + (size_t)off * hw0;
+        const float *slice = w->d_cat + (size_t)off * hw0; /* (B, ch, h0, h0) of d_cat */
         if (s == 0) {
-            MT_CHECK(move(ctx, w->dtok, LAY_TOKENS, slice, LAY_SLICE, B, ch, hw, cs));
+            MT_CHECK(move(ctx, w->d_down_tok, LAY_TOKENS, slice, LAY_SLICE, B, ch, hw, cs));
         } else {
-            MT_CHECK(move(ctx, w->drs, LAY_NCHW, slice, LAY_SLICE, B, ch, hw0, cs));
-            mt_zero(w->dlvl, (size_t)B * ch * hw);
-            MT_CHECK(resize_bilinear_backward(ctx, w->dlvl, w->drs, B, ch, h, h, h0, h0));
-            MT_CHECK(move(ctx, w->dtok, LAY_TOKENS, w->dlvl, LAY_NCHW, B, ch, hw, cs));
+            MT_CHECK(move(ctx, w->d_resized, LAY_NCHW, slice, LAY_SLICE, B, ch, hw0, cs));
+            mt_zero(w->d_down_nchw, (size_t)B * ch * hw);
+            MT_CHECK(resize_bilinear_backward(ctx, w->d_down_nchw, w->d_resized, B, ch, h, h, h0,
+                                              h0));
+            MT_CHECK(move(ctx, w->d_down_tok, LAY_TOKENS, w->d_down_nchw, LAY_NCHW, B, ch, hw, cs));
         }
-        MT_CHECK(linear_backward(ctx, w->d_feat[t][s], d->down[s].g, NULL, w->dtok,
+        MT_CHECK(linear_backward(ctx, w->d_feat[t][s], d->down[s].g, NULL, w->d_down_tok,
                                  m->a.feat[t][s], d->down[s].v, B * hw, m->feat_dim[s], ch));
         off += ch;
     }

@@ -12,7 +12,7 @@
 void mt_model_destroy(mt_model *m) {
     if (!m) return;
     model_free_acts(m);
-    for (int s = 0; s < L_MAX; s++) {
+    for (int s = 0; s < MT_MAX_STAGES; s++) {
         if (m->stages[s].blocks)
             for (int b = 0; b < m->stages[s].depth; b++) free(m->stages[s].blocks[b].mask);
         free(m->stages[s].blocks);
@@ -28,7 +28,8 @@ mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uin
     if (!ctx) return MT_ERR_ARG;
     if (!out || !cfg) return mt_fail(ctx, MT_ERR_ARG, "mt_model_create: NULL argument");
     *out = NULL;
-    if (cfg->nstages < 1 || cfg->nstages > L_MAX || cfg->ntasks < 1 || cfg->ntasks > T_MAX)
+    if (cfg->nstages < 1 || cfg->nstages > MT_MAX_STAGES || cfg->ntasks < 1 ||
+        cfg->ntasks > MT_MAX_TASKS)
         return mt_fail(ctx, MT_ERR_ARG, "mt_model_create: config not finalized");
     mt_model *m = calloc(1, sizeof *m);
     if (!m) return mt_fail(ctx, MT_ERR_NOMEM, "mt_model_create: out of memory");
@@ -118,6 +119,7 @@ const float *mt_model_logits(const mt_model *m, int t) {
 
 static uint64_t merge_site(int s, int path) { return 1000000u + (uint64_t)s * 64 + path; }
 
+/* src: (B, H*W, C) of stage st -> ma->out (B, (H/2)*(W/2), 2C). */
 static mt_status merge_forward(mt_ctx *ctx, const swin_stage *st, merge_acts *ma, const float *src,
                                int B, int training, uint64_t seed, uint64_t site) {
     const int C = st->dim, mrows = B * (st->H / 2) * (st->W / 2);
@@ -127,11 +129,12 @@ static mt_status merge_forward(mt_ctx *ctx, const swin_stage *st, merge_acts *ma
                                st->mnorm_b.v, mrows, 4 * C));
     MT_CHECK(linear_forward(ctx, ma->out, ma->normed, red->w.v, NULL, mrows, 4 * C, 2 * C));
     if (!red->r) return MT_OK;
-    MT_CHECK(lora_dropout_apply(ctx, ma->normed_d, ma->normed, (size_t)mrows * 4 * C, red->dropout,
-                                training, seed, site));
-    return adapter_delta_forward(ctx, red, ma->out, NULL, ma->mid, ma->normed_d, mrows);
+    MT_CHECK(lora_dropout_apply(ctx, ma->normed_drop, ma->normed, (size_t)mrows * 4 * C,
+                                red->dropout, training, seed, site));
+    return adapter_delta_forward(ctx, red, ma->out, NULL, ma->mid, ma->normed_drop, mrows);
 }
 
+/* d_out: (B, (H/2)*(W/2), 2C) -> d_src: (B, H*W, C), ADDED to. */
 static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_acts *ma,
                                 grad_work *w, float *d_src, const float *d_out, int B,
                                 int training, uint64_t seed, uint64_t site) {
@@ -139,8 +142,8 @@ static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_a
     const size_t nn = (size_t)mrows * 4 * C;
     const lora_linear *red = &st->reduction;
     mt_zero(w->m_normed, nn);
-    MT_CHECK(shared_lora_backward(ctx, red, w->m_normed, w->m_normed_d, 0, d_out, ma->normed_d,
-                                  ma->mid, mrows, training, seed, site));
+    MT_CHECK(shared_lora_backward(ctx, red, w->m_normed, w->m_normed_drop, 0, d_out,
+                                  ma->normed_drop, ma->mid, mrows, training, seed, site));
     MT_CHECK(linear_backward(ctx, w->m_normed, red->w.g, NULL, d_out, ma->normed, red->w.v, mrows,
                              4 * C, 2 * C));
     mt_zero(w->m_gath, nn);
@@ -171,7 +174,7 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
     const int Be = m->P * B;
     const size_t pe_n = (size_t)B * m->grid0 * m->grid0 * c->embed_dim;
     for (int p = 0; p < m->P && m->P > 1; p++) mt_copy(a->pe_rep + p * pe_n, a->pe_out, pe_n);
-    const float *x = m->P > 1 ? a->pe_rep : a->pe_out;
+    const float *x = m->P > 1 ? a->pe_rep : a->pe_out; /* (Be, H*W, C) the next block's input */
     for (int s = 0; s < m->L; s++) {
         const swin_stage *st = &m->stages[s];
         for (int b = 0; b < st->depth; b++) {
@@ -180,7 +183,7 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
             x = a->blocks[s][b].out;
         }
         const block_acts *last = &a->blocks[s][st->depth - 1];
-        /* path t's slice of a shared tensor */
+        /* path t's slice of a shared tensor: fs floats, (B, Hf_s*Hf_s, Cf_s) */
         const size_t fs = (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s];
         const size_t path_off = m->P > 1 ? fs : 0;
         if (st->has_merge) {
@@ -222,7 +225,7 @@ mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, dou
         decoder_acts *d = &m->a.dec[t];
         const int K = m->dec[t].K;
         const float wgt = m->cfg.loss_weight[t];
-        float *dl = want_grad ? d->dlogits : NULL;
+        float *dl = want_grad ? d->dlogits : NULL; /* (B, K, S, S) */
         if (dl) mt_zero(dl, (size_t)B * K * hw);
         double l = 0.0;
         switch (m->cfg.task_kind[t]) {
@@ -317,7 +320,8 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
         report_ready(m, NULL);
         return MT_OK;
     }
-    float *dc = w->d_cur, *dp = w->d_prev;
+    float *dc = w->d_cur;  /* (Be, H*W, C) w.r.t. the current block's output */
+    float *dp = w->d_prev; /* (Be, H*W, C) w.r.t. its input; the two swap per block */
     const int Be = m->P * B;
     for (int s = m->L - 1; s >= 0; s--) {
         const swin_stage *st = &m->stages[s];
@@ -351,6 +355,7 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                 }
             }
         for (int b = st->depth - 1; b >= 0; b--) {
+            /* the block's input, (Be, H*W, C) */
             const float *x_in = b > 0 ? a->blocks[s][b - 1].out
                                 : s > 0 ? a->merge[s - 1][0].out
                                 : m->P > 1 ? a->pe_rep : a->pe_out;
@@ -411,7 +416,7 @@ mt_param_counts mt_model_param_counts(const mt_model *m) {
 static void lin_macs(const lora_linear *l, double rows, double *fwd, double *bwd) {
     double base = rows * l->in * l->out;
     double low = l->r ? rows * l->r * (l->in + l->out) : 0.0;
-    for (int t = 0; t < l->ntask; t++) low += rows * l->rt[t] * (l->in + l->out);
+    for (int t = 0; t < l->ntask; t++) low += rows * l->task_rank[t] * (l->in + l->out);
     *fwd += base + low;
     *bwd += base + (l->w.g ? base : 0.0) + 2.0 * low;
 }

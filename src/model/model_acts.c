@@ -20,6 +20,7 @@ static float *take(arena *a, size_t nfloats) {
     return p;
 }
 
+/* Every buffer's shape is written at its field in model_internal.h. */
 static void layout_acts(mt_model *m, arena *ar, int B) {
     model_acts *a = &m->a;
     const mt_config *c = &m->cfg;
@@ -46,39 +47,39 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
             ba->mean1 = take(ar, rows);
             ba->var1 = take(ar, rows);
             ba->win = take(ar, n);
-            ba->win_d = blk->qkv.r && blk->qkv.dropout > 0 ? take(ar, n) : ba->win;
+            ba->win_drop = blk->qkv.r && blk->qkv.dropout > 0 ? take(ar, n) : ba->win;
             ba->qkv = take(ar, 3 * n);
             ba->mid_qkv = blk->qkv.r ? take(ar, rows * blk->qkv.r) : NULL;
             ba->probs = take(ar, nwb * blk->heads * N * N);
             ba->ctx = take(ar, n);
-            ba->ctx_d = blk->proj.r && blk->proj.dropout > 0 ? take(ar, n) : ba->ctx;
+            ba->ctx_drop = blk->proj.r && blk->proj.dropout > 0 ? take(ar, n) : ba->ctx;
             ba->mid_proj = blk->proj.r ? take(ar, rows * blk->proj.r) : NULL;
             ba->x1 = take(ar, n);
             ba->ln2 = take(ar, n);
             ba->mean2 = take(ar, rows);
             ba->var2 = take(ar, rows);
-            ba->ln2_d = blk->fc1.r && blk->fc1.dropout > 0 ? take(ar, n) : ba->ln2;
+            ba->ln2_drop = blk->fc1.r && blk->fc1.dropout > 0 ? take(ar, n) : ba->ln2;
             ba->mid_fc1 = blk->fc1.r ? take(ar, rows * blk->fc1.r) : NULL;
             ba->fc1 = take(ar, rows * hid);
-            ba->g = take(ar, rows * hid);
-            ba->g_d = blk->fc2.r && blk->fc2.dropout > 0 ? take(ar, rows * hid) : ba->g;
+            ba->gelu = take(ar, rows * hid);
+            ba->gelu_drop = blk->fc2.r && blk->fc2.dropout > 0 ? take(ar, rows * hid) : ba->gelu;
             ba->mid_fc2 = blk->fc2.r ? take(ar, rows * blk->fc2.r) : NULL;
             ba->out = take(ar, n);
             const int has_pt = blk->ntask && blk->proj.ntask, has_ft = blk->ntask && blk->fc1.ntask;
             for (int t = 0; t < blk->ntask; t++) {
                 if (has_pt) {
-                    ba->mid_proj_t[t] = take(ar, rows * blk->proj.rt[t]);
+                    ba->mid_proj_t[t] = take(ar, rows * blk->proj.task_rank[t]);
                     ba->x1_t[t] = take(ar, n);
                     ba->ln2_t[t] = take(ar, n);
                     ba->mean2_t[t] = take(ar, rows);
                     ba->var2_t[t] = take(ar, rows);
                 }
                 if (has_ft) {
-                    ba->mid_fc1_t[t] = take(ar, rows * blk->fc1.rt[t]);
+                    ba->mid_fc1_t[t] = take(ar, rows * blk->fc1.task_rank[t]);
                     ba->fc1_t[t] = take(ar, rows * hid);
-                    ba->g_t[t] = take(ar, rows * hid);
+                    ba->gelu_t[t] = take(ar, rows * hid);
                 }
-                ba->mid_fc2_t[t] = take(ar, rows * blk->fc2.rt[t]);
+                ba->mid_fc2_t[t] = take(ar, rows * blk->fc2.task_rank[t]);
                 ba->out_t[t] = take(ar, n);
             }
         }
@@ -89,7 +90,7 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
                 merge_acts *ma = &a->merge[s][p];
                 ma->gath = take(ar, mrows * 4 * C);
                 ma->normed = take(ar, mrows * 4 * C);
-                ma->normed_d = st->reduction.r && st->reduction.dropout > 0
+                ma->normed_drop = st->reduction.r && st->reduction.dropout > 0
                                    ? take(ar, mrows * 4 * C) : ma->normed;
                 ma->mean = take(ar, mrows);
                 ma->var = take(ar, mrows);
@@ -104,17 +105,17 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
         size_t h0 = (size_t)m->feat_res[0], hw0 = h0 * h0;
         for (int s = 0; s < m->L; s++) {
             size_t hw = (size_t)m->feat_res[s] * m->feat_res[s];
-            d->tok[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
-            d->lvl[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
-            d->rs[s] = take(ar, (size_t)B * hw0 * c->decoder_channels[s]);
+            d->down_tok[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
+            d->down_nchw[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
+            d->resized[s] = take(ar, (size_t)B * hw0 * c->decoder_channels[s]);
         }
         d->cat = take(ar, (size_t)B * td->csum * hw0);
-        d->h1 = take(ar, (size_t)B * 4 * td->csum * hw0);
+        d->conv1 = take(ar, (size_t)B * 4 * td->csum * hw0);
         d->bn_mean = take(ar, (size_t)4 * td->csum);
         d->bn_var = take(ar, (size_t)4 * td->csum);
-        d->h2 = take(ar, (size_t)B * 4 * td->csum * hw0);
-        d->h3 = take(ar, (size_t)B * 4 * td->csum * hw0);
-        d->z = take(ar, (size_t)B * td->K * hw0);
+        d->bn = take(ar, (size_t)B * 4 * td->csum * hw0);
+        d->relu = take(ar, (size_t)B * 4 * td->csum * hw0);
+        d->conv2 = take(ar, (size_t)B * td->K * hw0);
         d->logits = take(ar, (size_t)B * td->K * m->S * m->S);
         d->dlogits = take(ar, (size_t)B * td->K * m->S * m->S);
     }
@@ -148,32 +149,32 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     w->d_win = take(ar, max_n);
     w->d_qkv = take(ar, max_3n);
     w->d_ctx = take(ar, max_n);
-    w->d_dh = take(ar, max_n);
+    w->d_ctx_drop = take(ar, max_n);
     w->d_proj = take(ar, max_n);
     w->s_proj = take(ar, max_n);
-    w->d_y = take(ar, max_n);
+    w->d_proj_img = take(ar, max_n);
     w->d_x1 = take(ar, max_n);
     w->d_ln2 = take(ar, max_n);
-    w->d_ln2d = take(ar, max_n);
+    w->d_ln2_drop = take(ar, max_n);
     w->s_fc1 = take(ar, max_n4);
     w->d_fc1 = take(ar, max_n4);
-    w->d_g = take(ar, max_n4);
-    w->d_gd = take(ar, max_n4);
+    w->d_gelu = take(ar, max_n4);
+    w->d_gelu_drop = take(ar, max_n4);
     w->s_fc2 = take(ar, max_n);
     w->d_fc2 = take(ar, max_n);
     w->t_fc2 = take(ar, max_n);
-    w->t_g = take(ar, max_n4);
+    w->t_gelu = take(ar, max_n4);
     w->t_fc1 = take(ar, max_n4);
     w->t_ln2 = take(ar, max_n);
     w->t_x1 = take(ar, max_n);
-    w->t_y = take(ar, max_n);
+    w->t_proj_img = take(ar, max_n);
     w->t_proj = take(ar, max_n);
-    /* merge backward: the largest merged stage (stage 0 into 1) */
-    w->acc_gd = take(ar, max_n4);
-    w->acc_ln2d = take(ar, max_n);
+    w->acc_gelu_drop = take(ar, max_n4);
+    w->acc_ln2_drop = take(ar, max_n);
+    /* merge backward: (mrows, 4C) = (rows, C) of the merged stage, at most max_n */
     w->m_out = take(ar, max_n / 2);
     w->m_normed = take(ar, max_n);
-    w->m_normed_d = take(ar, max_n);
+    w->m_normed_drop = take(ar, max_n);
     w->m_gath = take(ar, max_n);
     size_t maxcs = 0, maxK = 0, maxch = 0;
     for (int t = 0; t < m->T; t++) {
@@ -183,14 +184,14 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     for (int s = 0; s < m->L; s++)
         if ((size_t)c->decoder_channels[s] > maxch) maxch = (size_t)c->decoder_channels[s];
     size_t hw0 = (size_t)m->feat_res[0] * m->feat_res[0];
-    w->dz = take(ar, (size_t)B * maxK * hw0);
-    w->dh3 = take(ar, (size_t)B * 4 * maxcs * hw0);
-    w->dh2 = take(ar, (size_t)B * 4 * maxcs * hw0);
-    w->dh1 = take(ar, (size_t)B * 4 * maxcs * hw0);
-    w->dcat = take(ar, (size_t)B * maxcs * hw0);
-    w->drs = take(ar, (size_t)B * maxch * hw0);
-    w->dlvl = take(ar, (size_t)B * maxch * hw0);
-    w->dtok = take(ar, (size_t)B * maxch * hw0);
+    w->d_conv2 = take(ar, (size_t)B * maxK * hw0);
+    w->d_relu = take(ar, (size_t)B * 4 * maxcs * hw0);
+    w->d_bn = take(ar, (size_t)B * 4 * maxcs * hw0);
+    w->d_conv1 = take(ar, (size_t)B * 4 * maxcs * hw0);
+    w->d_cat = take(ar, (size_t)B * maxcs * hw0);
+    w->d_resized = take(ar, (size_t)B * maxch * hw0);
+    w->d_down_nchw = take(ar, (size_t)B * maxch * hw0);
+    w->d_down_tok = take(ar, (size_t)B * maxch * hw0);
 }
 
 void model_free_acts(mt_model *m) {

@@ -16,7 +16,7 @@ mt_status mt_model_merged_config(const mt_model *m, mt_ctx *ctx, int t, mt_confi
     if (!m || !out || t < 0 || t >= m->T)
         return mt_fail(ctx, MT_ERR_ARG, "mt_model_merged_config: bad argument");
     mt_config c = m->cfg;
-    mt_config_use_full_ft(&c);
+    mt_model_full_ft_config(&c);
     c.ntasks = 1;
     if (t) memcpy(c.tasks[0], m->cfg.tasks[t], sizeof c.tasks[0]);
     if (c.run.n_stl) {

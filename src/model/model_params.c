@@ -60,21 +60,21 @@ static mt_status lora_linear_params(reg *r, lora_linear *l, const char *p, int w
         snprintf(n, sizeof n, "%s.lora_A", p);
         PARAM(r, &l->A, n, 2, l->r, l->in, 0, 0);
         snprintf(n, sizeof n, "%s.lora_B", p);
-        PARAM(r, &l->Bn, n, 3, l->nb, l->out, l->r, 0);
+        PARAM(r, &l->Bn, n, 3, l->num_b, l->out, l->r, 0);
         snprintf(n, sizeof n, "%s.lora_lambda", p);
         if (l->diag) PARAM(r, &l->lam, n, 2, T, l->r, 0, 0);
         else PARAM(r, &l->lam, n, 3, T, l->r, l->r, 0);
         snprintf(n, sizeof n, "%s.lora_mix", p);
-        PARAM(r, &l->mix, n, 2, T, l->nb, 0, 0);
+        PARAM(r, &l->mix, n, 2, T, l->num_b, 0, 0);
     } else if (l->kind == MT_ADAPTER_CGC_LORA) {
         snprintf(n, sizeof n, "%s.lora_experts_shared_A", p);
-        PARAM(r, &l->EA, n, 3, l->ns, l->re, l->in, 0);
+        PARAM(r, &l->EA, n, 3, l->shared_experts, l->expert_rank, l->in, 0);
         snprintf(n, sizeof n, "%s.lora_experts_shared_B", p);
-        PARAM(r, &l->EB, n, 3, l->ns, l->out, l->re, 0);
+        PARAM(r, &l->EB, n, 3, l->shared_experts, l->out, l->expert_rank, 0);
         snprintf(n, sizeof n, "%s.lora_experts_task_A", p);
-        PARAM(r, &l->TA, n, 3, (int64_t)T * l->np, l->re, l->in, 0);
+        PARAM(r, &l->TA, n, 3, (int64_t)T * l->task_experts, l->expert_rank, l->in, 0);
         snprintf(n, sizeof n, "%s.lora_experts_task_B", p);
-        PARAM(r, &l->TB, n, 3, (int64_t)T * l->np, l->out, l->re, 0);
+        PARAM(r, &l->TB, n, 3, (int64_t)T * l->task_experts, l->out, l->expert_rank, 0);
     } else if (with_lora) {
         snprintf(n, sizeof n, "%s.lora_shared_A", p);
         PARAM(r, &l->A, n, 2, l->r, l->in, 0, 0);
@@ -88,7 +88,7 @@ static mt_status lora_linear_params(reg *r, lora_linear *l, const char *p, int w
         PARAM(r, &l->b, n, 1, l->out, 0, 0, 0);
     }
     /* ParameterDict keeps task entries in name order, A's then B's. */
-    int order[T_MAX];
+    int order[MT_MAX_TASKS];
     for (int i = 0; i < l->ntask; i++) order[i] = i;
     for (int i = 1; i < l->ntask; i++)
         for (int j = i; j > 0 && strcmp(tasks[order[j - 1]], tasks[order[j]]) > 0; j--) {
@@ -97,12 +97,12 @@ static mt_status lora_linear_params(reg *r, lora_linear *l, const char *p, int w
     for (int k = 0; k < l->ntask; k++) {
         int t = order[k];
         snprintf(n, sizeof n, "%s.lora_tasks_A.%s", p, tasks[t]);
-        PARAM(r, &l->At[t], n, 2, l->rt[t], l->in, 0, 0);
+        PARAM(r, &l->At[t], n, 2, l->task_rank[t], l->in, 0, 0);
     }
     for (int k = 0; k < l->ntask; k++) {
         int t = order[k];
         snprintf(n, sizeof n, "%s.lora_tasks_B.%s", p, tasks[t]);
-        PARAM(r, &l->Bt[t], n, 2, l->out, l->rt[t], 0, 0);
+        PARAM(r, &l->Bt[t], n, 2, l->out, l->task_rank[t], 0, 0);
     }
     return MT_OK;
 }
@@ -162,20 +162,20 @@ static void model_geometry(mt_model *m) {
                     l->paths = m->P;
                     if (l->kind == MT_ADAPTER_MTL_LORA) {
                         l->r = ml->r[s];
-                        l->nb = ad->mtl_num_b;
+                        l->num_b = ad->mtl_num_b;
                         l->tau = ad->mtl_tau;
                         l->diag = ad->mtl_diag;
                         l->scale = ad->mtl_scale;
                         l->dropout = ad->mtl_dropout;
                     } else {
                         /* all experts of a layer together cost one rank-r LoRA */
-                        l->ns = ad->n_shared_experts;
-                        l->np = ad->cgc_task;
-                        l->re = mt_config_cgc_expert_rank(c, s);
-                        l->r = (l->ns + l->np) * l->re;
+                        l->shared_experts = ad->n_shared_experts;
+                        l->task_experts = ad->cgc_task;
+                        l->expert_rank = mt_model_cgc_expert_rank(c, s);
+                        l->r = (l->shared_experts + l->task_experts) * l->expert_rank;
                         l->scale = ad->cgc_scale;
                         l->dropout = ad->cgc_dropout;
-                        m->gate_n = l->ns + l->np;
+                        m->gate_n = l->shared_experts + l->task_experts;
                     }
                 } else if (l->kind == MT_ADAPTER_LORA) {
                     l->r = ml->r[s];
@@ -187,8 +187,8 @@ static void model_geometry(mt_model *m) {
                     l->dropout = ml->dropout[s];
                     l->ntask = k > 0 && last ? m->T : 0; /* never on qkv */
                     for (int t = 0; t < l->ntask; t++) {
-                        l->rt[t] = ml->r_task[t][s];
-                        l->st[t] = ml->task_scale[t][s];
+                        l->task_rank[t] = ml->r_task[t][s];
+                        l->task_scale[t] = ml->task_scale[t][s];
                     }
                 }
             }
@@ -225,7 +225,7 @@ mt_status model_register_params(mt_model *m, mt_ctx *ctx, int bind) {
     reg r = {m, ctx, bind};
     const mt_config *c = &m->cfg;
     if (!bind) model_geometry(m);
-    const char *tasks[T_MAX];
+    const char *tasks[MT_MAX_TASKS];
     for (int t = 0; t < m->T; t++) tasks[t] = c->tasks[t];
     char n[MT_PARAM_NAME_LEN];
     int C0 = c->embed_dim, p = c->patch_size;
@@ -296,8 +296,8 @@ mt_status model_register_params(mt_model *m, mt_ctx *ctx, int bind) {
         MT_CHECK(param(&r, &rm, MT_PARAM_BUFFER, n, 1, 4 * cs, 0, 0, 0));
         snprintf(n, sizeof n, "%s.1.running_var", pre);
         MT_CHECK(param(&r, &rv, MT_PARAM_BUFFER, n, 1, 4 * cs, 0, 0, 0));
-        d->bn_rm = rm.v;
-        d->bn_rv = rv.v;
+        d->bn_running_mean = rm.v;
+        d->bn_running_var = rv.v;
         snprintf(n, sizeof n, "%s.3.weight", pre);
         PARAM(&r, &d->c2_w, n, 4, d->K, 4 * cs, 1, 1);
         snprintf(n, sizeof n, "%s.3.bias", pre);
@@ -353,7 +353,7 @@ static void init_lora_linear(init_rng *r, lora_linear *l, int T) {
         /* the MTL-LoRA authors' code: A kaiming, B^i 0, Lambda identity
          * (diagonal: ones), mixing logits kaiming over the nb entries */
         fill_uniform_bound(r, l->A.v, (size_t)l->r * l->in, bound);
-        fill_const(l->Bn.v, (size_t)l->nb * l->out * l->r, 0.0f);
+        fill_const(l->Bn.v, (size_t)l->num_b * l->out * l->r, 0.0f);
         for (int t = 0; t < T; t++) {
             float *lam = l->lam.v + (size_t)t * (l->diag ? l->r : l->r * l->r);
             if (l->diag) fill_const(lam, (size_t)l->r, 1.0f);
@@ -361,14 +361,14 @@ static void init_lora_linear(init_rng *r, lora_linear *l, int T) {
                 for (int i = 0; i < l->r; i++)
                     for (int j = 0; j < l->r; j++) lam[i * l->r + j] = i == j ? 1.0f : 0.0f;
         }
-        fill_uniform_bound(r, l->mix.v, (size_t)T * l->nb, 1.0f / sqrtf((float)l->nb));
+        fill_uniform_bound(r, l->mix.v, (size_t)T * l->num_b, 1.0f / sqrtf((float)l->num_b));
         return;
     }
     if (l->kind == MT_ADAPTER_CGC_LORA) { /* MOELoRA's: A ~ N(0, 0.01^2), B = 0 */
-        fill_normal(r, l->EA.v, (size_t)l->ns * l->re * l->in, 0.01f);
-        fill_const(l->EB.v, (size_t)l->ns * l->out * l->re, 0.0f);
-        fill_normal(r, l->TA.v, (size_t)T * l->np * l->re * l->in, 0.01f);
-        fill_const(l->TB.v, (size_t)T * l->np * l->out * l->re, 0.0f);
+        fill_normal(r, l->EA.v, (size_t)l->shared_experts * l->expert_rank * l->in, 0.01f);
+        fill_const(l->EB.v, (size_t)l->shared_experts * l->out * l->expert_rank, 0.0f);
+        fill_normal(r, l->TA.v, (size_t)T * l->task_experts * l->expert_rank * l->in, 0.01f);
+        fill_const(l->TB.v, (size_t)T * l->task_experts * l->out * l->expert_rank, 0.0f);
         return;
     }
     if (l->r) {
@@ -376,8 +376,8 @@ static void init_lora_linear(init_rng *r, lora_linear *l, int T) {
         fill_const(l->B.v, (size_t)l->out * l->r, 0.0f);
     }
     for (int t = 0; t < l->ntask; t++) {
-        fill_uniform_bound(r, l->At[t].v, (size_t)l->rt[t] * l->in, bound);
-        fill_const(l->Bt[t].v, (size_t)l->out * l->rt[t], 0.0f);
+        fill_uniform_bound(r, l->At[t].v, (size_t)l->task_rank[t] * l->in, bound);
+        fill_const(l->Bt[t].v, (size_t)l->out * l->task_rank[t], 0.0f);
     }
 }
 
@@ -429,8 +429,8 @@ mt_status model_init_params(mt_model *m, mt_ctx *ctx, uint64_t seed) {
         init_conv(&r, &d->c1_w, &d->c1_b, 4 * d->csum, d->csum);
         fill_const(d->bn_w.v, (size_t)4 * d->csum, 1.0f);
         fill_const(d->bn_b.v, (size_t)4 * d->csum, 0.0f);
-        fill_const(d->bn_rm, (size_t)4 * d->csum, 0.0f);
-        fill_const(d->bn_rv, (size_t)4 * d->csum, 1.0f);
+        fill_const(d->bn_running_mean, (size_t)4 * d->csum, 0.0f);
+        fill_const(d->bn_running_var, (size_t)4 * d->csum, 1.0f);
         d->bn_tracked = 0;
         init_conv(&r, &d->c2_w, &d->c2_b, d->K, 4 * d->csum);
     }

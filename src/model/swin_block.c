@@ -43,7 +43,8 @@ mt_status lora_dropout_apply(mt_ctx *ctx, float *dst, const float *src, size_t n
     return MT_OK;
 }
 
-/* Image layout [B, H, W, C] -> (shifted) windows. */
+/* img (B, H, W, C) -> win (B*nW, N, C), rolled by -shift first; tmp
+ * (B, H, W, C) is scratch. from_windows is the inverse. */
 static mt_status to_windows(mt_ctx *ctx, const swin_block *blk, float *win, const float *img,
                             float *tmp, int B) {
     if (!blk->shift) return window_partition_forward(ctx, win, img, B, blk->H, blk->W, blk->dim, blk->ws);
@@ -58,8 +59,9 @@ static mt_status from_windows(mt_ctx *ctx, const swin_block *blk, float *img, co
     return roll_forward(ctx, img, tmp, B, blk->H, blk->W, blk->dim, blk->shift, blk->shift);
 }
 
-/* d_img = adjoint of to_windows applied to d_win (overwritten; no zeroing
- * needed: both moves are permutations). tmp is scratch. */
+/* d_img (B, H, W, C) = adjoint of to_windows applied to d_win (B*nW, N, C)
+ * (overwritten; no zeroing needed: both moves are permutations). tmp
+ * (B, H, W, C) is scratch. */
 static mt_status to_windows_bwd(mt_ctx *ctx, const swin_block *blk, float *d_img,
                                 const float *d_win, float *tmp, int B) {
     if (!blk->shift)
@@ -81,6 +83,7 @@ static int dp_active(const swin_block *blk, int training) {
     return training && blk->drop_path > 0.0f;
 }
 
+/* y (B, H*W, C) = DP(y): whole images dropped, the rest scaled. */
 static mt_status drop_path_inplace(mt_ctx *ctx, const swin_block *blk, float *y, int B,
                                    int training, uint64_t seed, int code) {
     if (!dp_active(blk, training)) return MT_OK;
@@ -89,7 +92,7 @@ static mt_status drop_path_inplace(mt_ctx *ctx, const swin_block *blk, float *y,
                              model_site_seed(seed, site(blk, code)), 0);
 }
 
-/* dst = DP'(src): the drop-path backward, overwriting dst. */
+/* dst = DP'(src), both (B, H*W, C): the drop-path backward, overwriting dst. */
 static mt_status drop_path_grad(mt_ctx *ctx, const swin_block *blk, float *dst, const float *src,
                                 int B, int training, uint64_t seed, int code) {
     size_t per = (size_t)blk->H * blk->W * blk->dim;
@@ -111,20 +114,23 @@ static int drop_active(const lora_linear *l, int training) {
  * size; with d_tmp_holds it already holds task terms' share of g (task terms
  * that read the same dropped input), and the shared term is added to it. */
 mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in, float *d_tmp,
-                               int d_tmp_holds, const float *dy, const float *in_d,
+                               int d_tmp_holds, const float *dy, const float *in_drop,
                                const float *mid, int rows, int training, uint64_t seed,
                                uint64_t s) {
     if (!l->r) return MT_OK;
     size_t n = (size_t)rows * l->in;
     int drop = drop_active(l, training);
     if (!drop && !d_tmp_holds)
-        return adapter_delta_backward(ctx, l, d_in, dy, in_d, mid, rows, 1);
-    MT_CHECK(adapter_delta_backward(ctx, l, d_tmp, dy, in_d, mid, rows, d_tmp_holds));
+        return adapter_delta_backward(ctx, l, d_in, dy, in_drop, mid, rows, 1);
+    MT_CHECK(adapter_delta_backward(ctx, l, d_tmp, dy, in_drop, mid, rows, d_tmp_holds));
     if (drop) return dropout_backward(ctx, d_in, d_tmp, n, l->dropout, model_site_seed(seed, s), 0);
     mt_add_inplace(d_in, d_tmp, n);
     return MT_OK;
 }
 
+/* x: (B, H*W, C), the block's input; B here is every path's images (the
+ * model's Be). Writes every block_acts tensor; tmp's forward temporaries
+ * are scratch. */
 mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
                              const float *x, int B, int training, uint64_t seed) {
     const int C = blk->dim, rows = B * blk->H * blk->W, hid = blk->fc1.out;
@@ -139,72 +145,77 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(to_windows(ctx, blk, a->win, a->ln1, tmp->tmp_img, B));
     MT_CHECK(linear_forward(ctx, a->qkv, a->win, qkv->w.v, qkv->b.v, rows, C, 3 * C));
     if (qkv->r) {
-        MT_CHECK(lora_dropout_apply(ctx, a->win_d, a->win, n, qkv->dropout, training, seed,
+        MT_CHECK(lora_dropout_apply(ctx, a->win_drop, a->win, n, qkv->dropout, training, seed,
                                     site(blk, SITE_QKV)));
-        MT_CHECK(adapter_delta_forward(ctx, qkv, a->qkv, NULL, a->mid_qkv, a->win_d, rows));
+        MT_CHECK(adapter_delta_forward(ctx, qkv, a->qkv, NULL, a->mid_qkv, a->win_drop, rows));
     }
     MT_CHECK(window_attention_forward(ctx, a->ctx, a->probs, a->qkv, blk->table.v,
                                       blk->shift ? blk->mask : NULL, nwb, nw, blk->ws, C,
                                       blk->heads));
     /* proj: base output P shared by every path */
-    float *P = tmp->tmp_base, *pw = tmp->tmp_win;
+    float *P = tmp->tmp_base;  /* (rows, C), windows: W_p ctx + b_p */
+    float *pw = tmp->tmp_win;  /* (rows, C), windows: P + a path's low-rank term */
     MT_CHECK(linear_forward(ctx, P, a->ctx, proj->w.v, proj->b.v, rows, C, C));
     if (proj->r)
-        MT_CHECK(lora_dropout_apply(ctx, a->ctx_d, a->ctx, n, proj->dropout, training, seed,
+        MT_CHECK(lora_dropout_apply(ctx, a->ctx_drop, a->ctx, n, proj->dropout, training, seed,
                                     site(blk, SITE_PROJ)));
     if (proj->r)
-        MT_CHECK(adapter_delta_forward(ctx, proj, pw, P, a->mid_proj, a->ctx_d, rows));
+        MT_CHECK(adapter_delta_forward(ctx, proj, pw, P, a->mid_proj, a->ctx_drop, rows));
     MT_CHECK(from_windows(ctx, blk, a->x1, proj->r ? pw : P, tmp->tmp_img, B));
     MT_CHECK(drop_path_inplace(ctx, blk, a->x1, B, training, seed, SITE_DP_ATTN));
     add_into(a->x1, a->x1, x, n);
     for (int t = 0; has_pt && t < blk->ntask; t++) {
-        MT_CHECK(lora_delta_forward(ctx, pw, P, a->mid_proj_t[t], a->ctx_d, proj->At[t].v,
-                                    proj->Bt[t].v, proj->st[t], rows, C, C, proj->rt[t]));
+        MT_CHECK(lora_delta_forward(ctx, pw, P, a->mid_proj_t[t], a->ctx_drop, proj->At[t].v,
+                                    proj->Bt[t].v, proj->task_scale[t], rows, C, C,
+                                    proj->task_rank[t]));
         MT_CHECK(from_windows(ctx, blk, a->x1_t[t], pw, tmp->tmp_img, B));
         MT_CHECK(drop_path_inplace(ctx, blk, a->x1_t[t], B, training, seed, SITE_DP_ATTN_T + t));
         add_into(a->x1_t[t], a->x1_t[t], x, n);
     }
     /* MLP: fc1 base F1 on the shared LN2 output, shared by every path */
-    float *F1 = tmp->tmp_base4;
+    float *F1 = tmp->tmp_base4; /* (rows, hid) W1 ln2 + b1 (only with fc1 LoRA) */
     MT_CHECK(layernorm_forward(ctx, a->ln2, a->mean2, a->var2, a->x1, blk->norm2_w.v,
                                blk->norm2_b.v, rows, C));
     if (fc1->r) {
         MT_CHECK(linear_forward(ctx, F1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
-        MT_CHECK(lora_dropout_apply(ctx, a->ln2_d, a->ln2, n, fc1->dropout, training, seed,
+        MT_CHECK(lora_dropout_apply(ctx, a->ln2_drop, a->ln2, n, fc1->dropout, training, seed,
                                     site(blk, SITE_FC1)));
-        MT_CHECK(adapter_delta_forward(ctx, fc1, a->fc1, F1, a->mid_fc1, a->ln2_d, rows));
+        MT_CHECK(adapter_delta_forward(ctx, fc1, a->fc1, F1, a->mid_fc1, a->ln2_drop, rows));
     } else {
         MT_CHECK(linear_forward(ctx, a->fc1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
     }
-    MT_CHECK(gelu_forward(ctx, a->g, a->fc1, n4));
+    MT_CHECK(gelu_forward(ctx, a->gelu, a->fc1, n4));
     for (int t = 0; has_ft && t < blk->ntask; t++) {
         /* the task input: LN2 of the task tensor, or (no proj task terms)
          * the shared input after fc1's LoRA dropout, as the official fc1 */
-        const float *in = a->ln2_d;
+        const float *in = a->ln2_drop; /* (rows, C) */
         if (has_pt) {
             MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t], a->x1_t[t],
                                        blk->norm2_w.v, blk->norm2_b.v, rows, C));
             in = a->ln2_t[t];
         }
         MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], F1, a->mid_fc1_t[t], in, fc1->At[t].v,
-                                    fc1->Bt[t].v, fc1->st[t], rows, C, hid, fc1->rt[t]));
-        MT_CHECK(gelu_forward(ctx, a->g_t[t], a->fc1_t[t], n4));
+                                    fc1->Bt[t].v, fc1->task_scale[t], rows, C, hid,
+                                    fc1->task_rank[t]));
+        MT_CHECK(gelu_forward(ctx, a->gelu_t[t], a->fc1_t[t], n4));
     }
     /* fc2: base F2 on the shared GELU output */
-    float *F2 = tmp->tmp_base;
+    float *F2 = tmp->tmp_base; /* (rows, C) W2 gelu + b2 (only with fc2 LoRA) */
     if (fc2->r) {
-        MT_CHECK(linear_forward(ctx, F2, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
-        MT_CHECK(lora_dropout_apply(ctx, a->g_d, a->g, n4, fc2->dropout, training, seed,
+        MT_CHECK(linear_forward(ctx, F2, a->gelu, fc2->w.v, fc2->b.v, rows, hid, C));
+        MT_CHECK(lora_dropout_apply(ctx, a->gelu_drop, a->gelu, n4, fc2->dropout, training, seed,
                                     site(blk, SITE_FC2)));
-        MT_CHECK(adapter_delta_forward(ctx, fc2, a->out, F2, a->mid_fc2, a->g_d, rows));
+        MT_CHECK(adapter_delta_forward(ctx, fc2, a->out, F2, a->mid_fc2, a->gelu_drop, rows));
     } else {
-        MT_CHECK(linear_forward(ctx, a->out, a->g, fc2->w.v, fc2->b.v, rows, hid, C));
+        MT_CHECK(linear_forward(ctx, a->out, a->gelu, fc2->w.v, fc2->b.v, rows, hid, C));
     }
     MT_CHECK(drop_path_inplace(ctx, blk, a->out, B, training, seed, SITE_DP_MLP));
     add_into(a->out, a->out, a->x1, n);
     for (int t = 0; t < blk->ntask; t++) {
-        MT_CHECK(lora_delta_forward(ctx, a->out_t[t], F2, a->mid_fc2_t[t], has_ft ? a->g_t[t] : a->g_d,
-                                    fc2->At[t].v, fc2->Bt[t].v, fc2->st[t], rows, hid, C, fc2->rt[t]));
+        const float *in = has_ft ? a->gelu_t[t] : a->gelu_drop; /* (rows, hid) */
+        MT_CHECK(lora_delta_forward(ctx, a->out_t[t], F2, a->mid_fc2_t[t], in, fc2->At[t].v,
+                                    fc2->Bt[t].v, fc2->task_scale[t], rows, hid, C,
+                                    fc2->task_rank[t]));
         MT_CHECK(drop_path_inplace(ctx, blk, a->out_t[t], B, training, seed, SITE_DP_MLP_T + t));
         /* without proj task terms the official task output has no residual */
         if (has_pt) add_into(a->out_t[t], a->out_t[t], a->x1_t[t], n);
@@ -218,6 +229,9 @@ static void gather(float *dst, const float *src, size_t n, int first) {
     else mt_add_inplace(dst, src, n);
 }
 
+/* x: (B, H*W, C) the forward's input; dx: (B, H*W, C), ADDED to; dout:
+ * (B, H*W, C) w.r.t. out; dout_t[t]: (B, H*W, C) w.r.t. out_t[t] (read only
+ * when blk->ntask). B as in the forward (the model's Be). */
 mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_acts *a,
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed) {
@@ -229,32 +243,38 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     /* task terms that read the shared inputs after LoRA dropout (fc2's when
      * fc1 has no task terms, fc1's when proj has none) add into these, and
      * join the shared term's gradient before the dropout's backward */
-    const int acc_g = blk->ntask && !has_ft, acc_ln2 = has_ft && !has_pt;
-    if (has_pt && proj->r) zero(w->d_dh, n);
-    if (acc_g) zero(w->acc_gd, n4);
-    if (acc_ln2) zero(w->acc_ln2d, n);
+    const int acc_gelu = blk->ntask && !has_ft, acc_ln2 = has_ft && !has_pt;
+    if (has_pt && proj->r) zero(w->d_ctx_drop, n);
+    if (acc_gelu) zero(w->acc_gelu_drop, n4);
+    if (acc_ln2) zero(w->acc_ln2_drop, n);
 
     /* Gradient buffers are overwritten by their first writer and added to
      * by the rest, so none is zeroed beforehand. With task paths the frozen
      * weights see the sums s_* of every path's output gradient. */
     /* ---- task paths, each down to dx and the frozen-weight sums */
     for (int t = 0; t < blk->ntask; t++) {
-        MT_CHECK(drop_path_grad(ctx, blk, w->t_fc2, dout_t[t], B, training, seed, SITE_DP_MLP_T + t));
+        MT_CHECK(drop_path_grad(ctx, blk, w->t_fc2, dout_t[t], B, training, seed,
+                                SITE_DP_MLP_T + t));
         gather(w->s_fc2, w->t_fc2, n, t == 0);
         if (!has_ft) {
-            MT_CHECK(lora_delta_backward_ex(ctx, w->acc_gd, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2,
-                                            a->g_d, a->mid_fc2_t[t], fc2->At[t].v, fc2->Bt[t].v,
-                                            fc2->st[t], rows, hid, C, fc2->rt[t], 1));
+            MT_CHECK(lora_delta_backward_ex(ctx, w->acc_gelu_drop, fc2->At[t].g, fc2->Bt[t].g,
+                                            w->t_fc2, a->gelu_drop, a->mid_fc2_t[t], fc2->At[t].v,
+                                            fc2->Bt[t].v, fc2->task_scale[t], rows, hid, C,
+                                            fc2->task_rank[t], 1));
         } else {
-            MT_CHECK(lora_delta_backward_ex(ctx, w->t_g, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2,
-                                            a->g_t[t], a->mid_fc2_t[t], fc2->At[t].v, fc2->Bt[t].v,
-                                            fc2->st[t], rows, hid, C, fc2->rt[t], 0));
-            MT_CHECK(gelu_backward_ex(ctx, w->t_fc1, w->t_g, a->fc1_t[t], n4, 0));
+            MT_CHECK(lora_delta_backward_ex(ctx, w->t_gelu, fc2->At[t].g, fc2->Bt[t].g, w->t_fc2,
+                                            a->gelu_t[t], a->mid_fc2_t[t], fc2->At[t].v,
+                                            fc2->Bt[t].v, fc2->task_scale[t], rows, hid, C,
+                                            fc2->task_rank[t], 0));
+            MT_CHECK(gelu_backward_ex(ctx, w->t_fc1, w->t_gelu, a->fc1_t[t], n4, 0));
             gather(w->s_fc1, w->t_fc1, n4, t == 0);
-            MT_CHECK(lora_delta_backward_ex(ctx, has_pt ? w->t_ln2 : w->acc_ln2d, fc1->At[t].g,
-                                            fc1->Bt[t].g, w->t_fc1, has_pt ? a->ln2_t[t] : a->ln2_d,
-                                            a->mid_fc1_t[t], fc1->At[t].v, fc1->Bt[t].v, fc1->st[t],
-                                            rows, C, hid, fc1->rt[t], !has_pt));
+            /* (rows, C): w.r.t. fc1's task input, and that input */
+            float *d_in = has_pt ? w->t_ln2 : w->acc_ln2_drop;
+            const float *in = has_pt ? a->ln2_t[t] : a->ln2_drop;
+            MT_CHECK(lora_delta_backward_ex(ctx, d_in, fc1->At[t].g, fc1->Bt[t].g, w->t_fc1, in,
+                                            a->mid_fc1_t[t], fc1->At[t].v, fc1->Bt[t].v,
+                                            fc1->task_scale[t], rows, C, hid, fc1->task_rank[t],
+                                            !has_pt));
         }
         if (!has_pt) continue; /* no attention residual on this path */
         mt_copy(w->t_x1, dout_t[t], n);
@@ -263,56 +283,61 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
                                         a->x1_t[t], a->mean2_t[t], a->var2_t[t], blk->norm2_w.v,
                                         blk->norm2_b.v, rows, C));
         mt_add_inplace(dx, w->t_x1, n);
-        MT_CHECK(drop_path_grad(ctx, blk, w->t_y, w->t_x1, B, training, seed, SITE_DP_ATTN_T + t));
-        MT_CHECK(from_windows_bwd(ctx, blk, w->t_proj, w->t_y, w->d_img, B));
+        MT_CHECK(drop_path_grad(ctx, blk, w->t_proj_img, w->t_x1, B, training, seed,
+                                SITE_DP_ATTN_T + t));
+        MT_CHECK(from_windows_bwd(ctx, blk, w->t_proj, w->t_proj_img, w->d_img, B));
         gather(w->s_proj, w->t_proj, n, t == 0);
-        MT_CHECK(lora_delta_backward(ctx, w->d_dh, proj->At[t].g, proj->Bt[t].g, w->t_proj,
-                                     a->ctx_d, a->mid_proj_t[t], proj->At[t].v, proj->Bt[t].v,
-                                     proj->st[t], rows, C, C, proj->rt[t]));
+        MT_CHECK(lora_delta_backward(ctx, w->d_ctx_drop, proj->At[t].g, proj->Bt[t].g, w->t_proj,
+                                     a->ctx_drop, a->mid_proj_t[t], proj->At[t].v, proj->Bt[t].v,
+                                     proj->task_scale[t], rows, C, C, proj->task_rank[t]));
     }
     /* ---- shared path: fc2 */
     MT_CHECK(drop_path_grad(ctx, blk, w->d_fc2, dout, B, training, seed, SITE_DP_MLP));
-    const float *s2 = w->d_fc2;
+    const float *s2 = w->d_fc2; /* (rows, C) what fc2's frozen weight sees */
     if (blk->ntask) { mt_add_inplace(w->s_fc2, w->d_fc2, n); s2 = w->s_fc2; }
-    MT_CHECK(linear_backward_ex(ctx, w->d_g, fc2->w.g, fc2->b.g, s2, a->g, fc2->w.v, rows, hid, C, 0));
-    MT_CHECK(shared_lora_backward(ctx, fc2, w->d_g, acc_g ? w->acc_gd : w->d_gd, acc_g, w->d_fc2,
-                                  a->g_d, a->mid_fc2, rows, training, seed, site(blk, SITE_FC2)));
+    MT_CHECK(linear_backward_ex(ctx, w->d_gelu, fc2->w.g, fc2->b.g, s2, a->gelu, fc2->w.v, rows,
+                                hid, C, 0));
+    MT_CHECK(shared_lora_backward(ctx, fc2, w->d_gelu,
+                                  acc_gelu ? w->acc_gelu_drop : w->d_gelu_drop, acc_gelu,
+                                  w->d_fc2, a->gelu_drop, a->mid_fc2, rows, training, seed,
+                                  site(blk, SITE_FC2)));
     /* fc1 */
-    MT_CHECK(gelu_backward_ex(ctx, w->d_fc1, w->d_g, a->fc1, n4, 0));
-    const float *s1 = w->d_fc1;
+    MT_CHECK(gelu_backward_ex(ctx, w->d_fc1, w->d_gelu, a->fc1, n4, 0));
+    const float *s1 = w->d_fc1; /* (rows, hid) what fc1's frozen weight sees */
     if (has_ft) { mt_add_inplace(w->s_fc1, w->d_fc1, n4); s1 = w->s_fc1; }
-    MT_CHECK(linear_backward_ex(ctx, w->d_ln2, fc1->w.g, fc1->b.g, s1, a->ln2, fc1->w.v, rows, C, hid, 0));
-    MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, acc_ln2 ? w->acc_ln2d : w->d_ln2d, acc_ln2,
-                                  w->d_fc1, a->ln2_d, a->mid_fc1, rows, training, seed,
-                                  site(blk, SITE_FC1)));
+    MT_CHECK(linear_backward_ex(ctx, w->d_ln2, fc1->w.g, fc1->b.g, s1, a->ln2, fc1->w.v, rows, C,
+                                hid, 0));
+    MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, acc_ln2 ? w->acc_ln2_drop : w->d_ln2_drop,
+                                  acc_ln2, w->d_fc1, a->ln2_drop, a->mid_fc1, rows, training,
+                                  seed, site(blk, SITE_FC1)));
     mt_copy(w->d_x1, dout, n);
     MT_CHECK(layernorm_backward(ctx, w->d_x1, blk->norm2_w.g, blk->norm2_b.g, w->d_ln2, a->x1,
                                 a->mean2, a->var2, blk->norm2_w.v, blk->norm2_b.v, rows, C));
     mt_add_inplace(dx, w->d_x1, n);
     /* attention branch: proj */
-    MT_CHECK(drop_path_grad(ctx, blk, w->d_y, w->d_x1, B, training, seed, SITE_DP_ATTN));
-    MT_CHECK(from_windows_bwd(ctx, blk, w->d_proj, w->d_y, w->d_img, B));
-    const float *sp = w->d_proj;
+    MT_CHECK(drop_path_grad(ctx, blk, w->d_proj_img, w->d_x1, B, training, seed, SITE_DP_ATTN));
+    MT_CHECK(from_windows_bwd(ctx, blk, w->d_proj, w->d_proj_img, w->d_img, B));
+    const float *sp = w->d_proj; /* (rows, C), windows: what proj's frozen weight sees */
     if (has_pt) { mt_add_inplace(w->s_proj, w->d_proj, n); sp = w->s_proj; }
     if (proj->r)
-        MT_CHECK(adapter_delta_backward(ctx, proj, w->d_dh, w->d_proj, a->ctx_d, a->mid_proj, rows,
-                                        has_pt));
+        MT_CHECK(adapter_delta_backward(ctx, proj, w->d_ctx_drop, w->d_proj, a->ctx_drop,
+                                        a->mid_proj, rows, has_pt));
     MT_CHECK(linear_backward_ex(ctx, w->d_ctx, proj->w.g, proj->b.g, sp, a->ctx, proj->w.v, rows,
                                 C, C, 0));
     if (proj->r) {
         if (drop_active(proj, training))
-            MT_CHECK(dropout_backward(ctx, w->d_ctx, w->d_dh, n, proj->dropout,
+            MT_CHECK(dropout_backward(ctx, w->d_ctx, w->d_ctx_drop, n, proj->dropout,
                                       model_site_seed(seed, site(blk, SITE_PROJ)), 0));
         else
-            mt_add_inplace(w->d_ctx, w->d_dh, n);
+            mt_add_inplace(w->d_ctx, w->d_ctx_drop, n);
     }
     /* attention core and qkv */
     MT_CHECK(window_attention_backward_ex(ctx, w->d_qkv, blk->table.g, w->d_ctx, a->qkv, a->probs,
                                           nwb, blk->ws, C, blk->heads, 0));
     MT_CHECK(linear_backward_ex(ctx, w->d_win, qkv->w.g, qkv->b.g, w->d_qkv, a->win, qkv->w.v, rows,
                                 C, 3 * C, 0));
-    MT_CHECK(shared_lora_backward(ctx, qkv, w->d_win, w->d_dh, 0, w->d_qkv, a->win_d, a->mid_qkv,
-                                  rows, training, seed, site(blk, SITE_QKV)));
+    MT_CHECK(shared_lora_backward(ctx, qkv, w->d_win, w->d_ctx_drop, 0, w->d_qkv, a->win_drop,
+                                  a->mid_qkv, rows, training, seed, site(blk, SITE_QKV)));
     MT_CHECK(to_windows_bwd(ctx, blk, w->d_ln1, w->d_win, w->d_img, B));
     return layernorm_backward(ctx, dx, blk->norm1_w.g, blk->norm1_b.g, w->d_ln1, x, a->mean1,
                               a->var1, blk->norm1_w.v, blk->norm1_b.v, rows, C);

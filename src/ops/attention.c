@@ -38,14 +38,15 @@ mt_status window_attention_forward(mt_ctx *ctx, float *out, float *probs,
     MT_CHECK(mt_matmul(ctx, what, probs, ps, qkv, qs, qkv + C, kts, NULL, nwb, heads, N, hd, N,
                        scale, 0));
     /* Bias and mask are added in place before the softmax. */
+    /* [N, N] relative_position_index */
     int32_t *index = mt_scratch(ctx, MT_SCRATCH_ATTN0, (size_t)N * N * sizeof(int32_t));
     if (!index) return MT_ERR_NOMEM;
     swin_relative_position_index(index, ws);
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < nwb; b++) {
         for (int h = 0; h < heads; h++) {
-            float *s = probs + ((size_t)b * heads + h) * N * N;
-            const float *m = mask ? mask + (size_t)(b % nw) * N * N : NULL;
+            float *s = probs + ((size_t)b * heads + h) * N * N;              /* [N, N] */
+            const float *m = mask ? mask + (size_t)(b % nw) * N * N : NULL; /* [N, N] */
             for (int64_t ij = 0; ij < N * N; ij++)
                 s[ij] += table[(size_t)index[ij] * heads + h] + (m ? m[ij] : 0.0f);
         }
@@ -78,8 +79,8 @@ mt_status window_attention_backward_ex(mt_ctx *ctx, float *dqkv, float *dtable, 
     const int64_t N = (int64_t)ws * ws, hd = C / heads, C3 = 3 * (int64_t)C;
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t np = (size_t)nwb * heads * N * N;
-    float *dprobs = mt_scratch(ctx, MT_SCRATCH_ATTN0, np * sizeof(float));
-    float *dscores = mt_scratch(ctx, MT_SCRATCH_ATTN1, np * sizeof(float));
+    float *dprobs = mt_scratch(ctx, MT_SCRATCH_ATTN0, np * sizeof(float));  /* [nwb, heads, N, N] */
+    float *dscores = mt_scratch(ctx, MT_SCRATCH_ATTN1, np * sizeof(float)); /* [nwb, heads, N, N] */
     if (!dprobs || !dscores) return MT_ERR_NOMEM;
     const int64_t ps[4] = {heads * N * N, N * N, N, 1};
     const int64_t pts[4] = {heads * N * N, N * N, 1, N};  /* transposed probs/scores */
@@ -96,7 +97,7 @@ mt_status window_attention_backward_ex(mt_ctx *ctx, float *dqkv, float *dtable, 
     if (dtable) {
         /* Sum over windows first (parallel over entries, fixed order), then
          * scatter into the table serially: several (i, j) share an entry. */
-        double *acc = (double *)mt_scratch(ctx, MT_SCRATCH_ATTN0,
+        double *acc = (double *)mt_scratch(ctx, MT_SCRATCH_ATTN0, /* [heads, N, N] */
                                            (size_t)heads * N * N * sizeof(double));
         if (!acc) return MT_ERR_NOMEM; /* dprobs is no longer needed */
         #pragma omp parallel for schedule(static)
@@ -105,6 +106,7 @@ mt_status window_attention_backward_ex(mt_ctx *ctx, float *dqkv, float *dtable, 
             for (int b = 0; b < nwb; b++) s += dscores[(size_t)b * heads * N * N + e];
             acc[e] = s;
         }
+        /* [N, N] relative_position_index */
         int32_t *index = mt_scratch(ctx, MT_SCRATCH_ATTN2, (size_t)N * N * sizeof(int32_t));
         if (!index) return MT_ERR_NOMEM;
         swin_relative_position_index(index, ws);

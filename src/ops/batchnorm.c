@@ -216,8 +216,8 @@ mt_status batchnorm_backward(mt_ctx *ctx, float *dinp, float *dweight, float *db
         MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, 9, &p));
     }
     size_t n = (size_t)B * C * HW;
-    float *dsrc = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
-    float *dss = mt_scratch(ctx, MT_SCRATCH_PRIM1, 2 * (size_t)C * sizeof(float));
+    float *dsrc = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));           /* [B, C, HW] */
+    float *dss = mt_scratch(ctx, MT_SCRATCH_PRIM1, 2 * (size_t)C * sizeof(float)); /* [2, C] */
     if (!dsrc || !dss) return MT_ERR_NOMEM;
     void *ptrs[9] = {(void *)inp, (void *)save_mean, (void *)save_var, (void *)dout,
                      (void *)weight, (void *)bias, dsrc, dss, dss + C};

@@ -78,6 +78,7 @@ mt_status conv2d_forward(mt_ctx *ctx, float *out, const float *inp, const float 
     MT_CHECK(conv_check(ctx, what, B, Cin, H, W, Cout, k, stride));
     if (patch_path(k, stride, out_nhwc)) {
         const int rows = B * (H / k) * (W / k), K = Cin * k * k;
+        /* [rows, K]: one row per k x k patch, (Cin, k, k) flattened */
         float *patches = mt_scratch(ctx, MT_SCRATCH_PATCH0, (size_t)rows * K * sizeof(float));
         if (!patches) return MT_ERR_NOMEM;
         MT_CHECK(patch_move(ctx, patches, (float *)inp, B, Cin, H, W, k, 1, 0));
@@ -102,7 +103,7 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
     if (patch_path(k, stride, out_nhwc)) {
         if (!dinp && !dweight && !dbias) return MT_OK;
         const int rows = B * (H / k) * (W / k), K = Cin * k * k;
-        float *patches = NULL, *dpatches = NULL;
+        float *patches = NULL, *dpatches = NULL; /* [rows, K] each */
         if (dweight) {
             MT_NEED_PTR(ctx, what, inp);
             patches = mt_scratch(ctx, MT_SCRATCH_PATCH0, (size_t)rows * K * sizeof(float));
@@ -138,7 +139,7 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
             MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, 3, &p));
         }
         size_t n = (size_t)B * Cin * H * W;
-        float *tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
+        float *tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float)); /* [B, Cin, H, W] */
         if (!tmp) return MT_ERR_NOMEM;
         void *ptrs[3] = {(void *)dout, (void *)weight, tmp};
         MT_CHECK(mt_prim_run(ctx, what, p, ptrs));
@@ -162,8 +163,8 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
             MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, has_bias ? 4 : 3, &p));
         }
         size_t nw = (size_t)Cout * Cin * k * k;
-        float *tw = mt_scratch(ctx, MT_SCRATCH_PRIM1, nw * sizeof(float));
-        float *tb = mt_scratch(ctx, MT_SCRATCH_PRIM2, (size_t)Cout * sizeof(float));
+        float *tw = mt_scratch(ctx, MT_SCRATCH_PRIM1, nw * sizeof(float)); /* [Cout, Cin, k, k] */
+        float *tb = mt_scratch(ctx, MT_SCRATCH_PRIM2, (size_t)Cout * sizeof(float)); /* [Cout] */
         if (!tw || !tb) return MT_ERR_NOMEM;
         void *ptrs[4] = {(void *)inp, (void *)dout, tw, tb};
         MT_CHECK(mt_prim_run(ctx, what, p, ptrs));

@@ -52,7 +52,7 @@ static mt_status eltwise_backward(mt_ctx *ctx, const char *what, dnnl_alg_kind_t
         int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC};
         MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, 3, &p));
     }
-    float *tmp = dinp;
+    float *tmp = dinp; /* n floats: the overwritten gradient */
     if (accumulate) {
         tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
         if (!tmp) return MT_ERR_NOMEM;

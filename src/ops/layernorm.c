@@ -81,7 +81,8 @@ mt_status layernorm_backward(mt_ctx *ctx, float *dinp, float *dweight, float *db
         MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, params ? 9 : 7, &p));
     }
     size_t n = (size_t)rows * channels;
-    float *dsrc = mt_scratch(ctx, MT_SCRATCH_PRIM1, n * sizeof(float));
+    float *dsrc = mt_scratch(ctx, MT_SCRATCH_PRIM1, n * sizeof(float)); /* [rows, channels] */
+    /* [2, channels]: dscale, dshift */
     float *dss = mt_scratch(ctx, MT_SCRATCH_PRIM2, 2 * (size_t)channels * sizeof(float));
     if (!dsrc || !dss) return MT_ERR_NOMEM;
     void *ptrs[9] = {(void *)inp, (void *)mean, (void *)var, (void *)dout, (void *)weight,

@@ -43,6 +43,7 @@ mt_status linear_forward(mt_ctx *ctx, float *out, const float *inp, const float 
 static mt_status bias_grad(mt_ctx *ctx, float *dbias, const float *dout, int rows, int cols) {
     enum { BLOCK = 256 };
     int nblk = (rows + BLOCK - 1) / BLOCK;
+    /* [nblk, cols]: column sums of each block of rows */
     double *part = mt_scratch(ctx, MT_SCRATCH_PRIM0, (size_t)nblk * cols * sizeof(double));
     if (!part) return MT_ERR_NOMEM;
     #pragma omp parallel for schedule(static)

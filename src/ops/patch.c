@@ -32,7 +32,7 @@ mt_status patch_embed_backward(mt_ctx *ctx, float *dimg, patch_embed_grads g,
     int rows = B * (H / patch) * (W / patch);
     int need_conv = dimg || g.conv_w || g.conv_b;
     size_t n = (size_t)rows * C;
-    float *dconv = NULL;
+    float *dconv = NULL; /* [rows, C] w.r.t. conv_out */
     if (need_conv) {
         dconv = mt_scratch(ctx, MT_SCRATCH_COMP0, n * sizeof(float));
         if (!dconv) return MT_ERR_NOMEM;
@@ -107,7 +107,7 @@ mt_status patch_merging_backward(mt_ctx *ctx, float *dx, float *dln_w, float *dl
     int rows = B * (H / 2) * (W / 2);
     size_t n = (size_t)rows * 4 * C;
     int need_norm = dx || dln_w || dln_b;
-    float *dnormed = NULL, *dgath = NULL;
+    float *dnormed = NULL, *dgath = NULL; /* [rows, 4C] w.r.t. normed, gathered */
     if (need_norm) {
         dnormed = mt_scratch(ctx, MT_SCRATCH_COMP0, n * sizeof(float));
         if (!dnormed) return MT_ERR_NOMEM;

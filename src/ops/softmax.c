@@ -62,7 +62,7 @@ mt_status softmax_backward(mt_ctx *ctx, float *dinp, const float *dout, const fl
     MT_NEED_DIMS(ctx, what, rows > 0 && cols > 0, "rows=%d cols=%d", rows, cols);
     if (!dinp) return MT_OK;
     size_t n = (size_t)rows * cols;
-    float *tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float));
+    float *tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float)); /* [rows, cols] */
     if (!tmp) return MT_ERR_NOMEM;
     MT_CHECK(softmax_backward_into(ctx, tmp, dout, out, rows, cols));
     mt_add_inplace(dinp, tmp, n);

@@ -58,6 +58,11 @@ mt_status mt_model_loss(mt_model *m, mt_ctx *ctx, const mt_targets *targets, dou
  * every trainable tensor into the bank's gradient buffer (zero it first). */
 mt_status mt_model_backward(mt_model *m, mt_ctx *ctx);
 
+/* BatchNorm's num_batches_tracked (training forwards so far), kept by
+ * checkpoints so a resumed run saves the same model file. */
+int64_t mt_model_bn_tracked(const mt_model *m);
+void mt_model_set_bn_tracked(mt_model *m, int64_t n);
+
 /* During mt_model_backward, fn(user, offset, count) is called once per
  * trainable tensor as soon as its gradient is final (no later part of the
  * backward adds to it): decoders first, then stage by stage from the last,
@@ -65,11 +70,6 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx);
  * data-parallel trainer starts each bucket's allreduce from here. Between
  * blocks it is also called with count 0, a progress point (Open MPI moves
  * pending messages only inside MPI calls). NULL turns it off. */
-/* BatchNorm's num_batches_tracked (training forwards so far), kept by
- * checkpoints so a resumed run saves the same model file. */
-int64_t mt_model_bn_tracked(const mt_model *m);
-void mt_model_set_bn_tracked(mt_model *m, int64_t n);
-
 typedef void (*mt_grad_ready_fn)(void *user, size_t offset, size_t count);
 void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user);
 
@@ -119,6 +119,16 @@ mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode
  * buffers); keep NULL: as mt_model_save. */
 mt_status mt_model_save_subset(mt_model *m, mt_ctx *ctx, const char *path,
                                int (*keep)(void *user, const char *name), void *user);
+
+/* ---- rules a configuration implies (src/model/model_rules.c) ---------- */
+
+/* cgc_lora's expert rank at stage `stage` of a finalized config: all
+ * experts of a layer together cost one rank-r LoRA, max(1, r / (S + T P)). */
+int mt_model_cgc_expert_rank(const mt_config *cfg, int stage);
+
+/* Turns cfg into the full fine-tuning baseline of the same model (plain
+ * Swin, no adapters); finalize again before use. */
+void mt_model_full_ft_config(mt_config *cfg);
 
 /* ---- per-task merging (src/model_merge.c) -----------------------------
  * Task t's adapted weights fold into a plain model: every adapted linear

@@ -23,7 +23,9 @@
 #include "mtlora/ops/context.h"
 #include "mtlora/base/status.h"
 
-/* ---- linear: out[rows, out_dim] = inp[rows, in_dim] W^T + b ------------- */
+/* ---- linear: out[rows, out_dim] = inp[rows, in_dim] W^T + b -------------
+ * weight [out_dim, in_dim], bias [out_dim] or NULL; the backward's dout is
+ * [rows, out_dim], dinp [rows, in_dim], dweight/dbias as weight/bias. */
 mt_status linear_forward(mt_ctx *ctx, float *out, const float *inp,
                          const float *weight, const float *bias,
                          int rows, int in_dim, int out_dim);
@@ -32,8 +34,9 @@ mt_status linear_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
                           int rows, int in_dim, int out_dim);
 
 /* ---- low-rank update: y[rows, out] = base + scale * (x A^T) B^T -------
- * A [r, in], B [out, r] as the official lora_*_A / lora_*_B; mid [rows, r]
- * = x A^T is saved for the backward. The frozen base weight is a separate
+ * x [rows, in], base [rows, out] or NULL; A [r, in], B [out, r] as the
+ * official lora_*_A / lora_*_B (dA, dB alike; dx as x, dy as y); mid
+ * [rows, r] = x A^T is saved for the backward. The frozen base weight is a separate
  * linear call, so the same base output can be shared by several adapters:
  * base NULL adds into y, otherwise y = base + update in one pass. */
 mt_status lora_delta_forward(mt_ctx *ctx, float *y, const float *base, float *mid,
@@ -44,8 +47,9 @@ mt_status lora_delta_backward(mt_ctx *ctx, float *dx, float *dA, float *dB, cons
                               float scale, int rows, int in_dim, int out_dim, int rank);
 
 /* ---- layer norm over the last axis, eps 1e-5 ----------------------------
- * mean/var ([rows]) are saved for the backward; pass NULL for both in
- * inference (no statistics kept). */
+ * inp, out (dinp, dout) [rows, channels]; weight, bias (dweight, dbias)
+ * [channels]; mean/var ([rows]) are saved for the backward; pass NULL for
+ * both in inference (no statistics kept). */
 #define MT_LN_EPS 1e-5f
 mt_status layernorm_forward(mt_ctx *ctx, float *out, float *mean, float *var,
                             const float *inp, const float *weight, const float *bias,
@@ -55,13 +59,14 @@ mt_status layernorm_backward(mt_ctx *ctx, float *dinp, float *dweight, float *db
                              const float *var, const float *weight, const float *bias,
                              int rows, int channels);
 
-/* ---- elementwise: GELU (exact erf form, nn.GELU()) and ReLU ------------- */
+/* ---- elementwise: GELU (exact erf form, nn.GELU()) and ReLU -------------
+ * out, inp, dinp, dout: n floats each, of any shape. */
 mt_status gelu_forward(mt_ctx *ctx, float *out, const float *inp, size_t n);
 mt_status gelu_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n);
 mt_status relu_forward(mt_ctx *ctx, float *out, const float *inp, size_t n);
 mt_status relu_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n);
 
-/* ---- softmax over the last axis: out[rows, cols] ------------------------ */
+/* ---- softmax over the last axis: inp, out, dinp, dout [rows, cols] ------ */
 mt_status softmax_forward(mt_ctx *ctx, float *out, const float *inp, int rows, int cols);
 mt_status softmax_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *out,
                            int rows, int cols);
@@ -77,7 +82,8 @@ mt_status window_reverse_forward(mt_ctx *ctx, float *x, const float *windows,
                                  int B, int H, int W, int C, int ws);
 mt_status window_reverse_backward(mt_ctx *ctx, float *dwindows, const float *dx,
                                   int B, int H, int W, int C, int ws);
-/* torch.roll(x, shifts=(sh, sw), dims=(1, 2)) on [B, H, W, C]. */
+/* torch.roll(x, shifts=(sh, sw), dims=(1, 2)) on [B, H, W, C]; out (and
+ * dx, dout) of the same shape, never aliasing the input. */
 mt_status roll_forward(mt_ctx *ctx, float *out, const float *x,
                        int B, int H, int W, int C, int sh, int sw);
 mt_status roll_backward(mt_ctx *ctx, float *dx, const float *dout,
@@ -118,7 +124,8 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
 
 /* ---- patch embedding: conv k x k stride k, then layer norm --------------
  * img [B, Cin, H, W] -> out [B, (H/k)*(W/k), C]. Saved: conv_out (same
- * size as out), mean/var [B*(H/k)*(W/k)]. */
+ * size as out), mean/var [B*(H/k)*(W/k)]. conv_w [C, Cin, k, k], conv_b,
+ * ln_w, ln_b [C] (k = patch); dimg as img. */
 typedef struct {
     const float *conv_w, *conv_b, *ln_w, *ln_b;
 } patch_embed_weights;
@@ -137,7 +144,8 @@ mt_status patch_embed_backward(mt_ctx *ctx, float *dimg, patch_embed_grads g,
  * x [B, H, W, C] -> out [B, (H/2)*(W/2), 2C]. The gather alone is exposed
  * too, because MTLoRA applies the same merging to several task tensors and
  * MTLoRA+ wraps the reduction in LoRA. Saved: gathered and normed
- * ([B*(H/2)*(W/2), 4C]) and mean/var. */
+ * ([B*(H/2)*(W/2), 4C]) and mean/var ([B*(H/2)*(W/2)]). ln_w, ln_b [4C];
+ * red_w [2C, 4C] (no bias). The gather's out is gathered's shape. */
 mt_status patch_merge_gather_forward(mt_ctx *ctx, float *out, const float *x,
                                      int B, int H, int W, int C);
 mt_status patch_merge_gather_backward(mt_ctx *ctx, float *dx, const float *dout,
@@ -153,6 +161,7 @@ mt_status patch_merging_backward(mt_ctx *ctx, float *dx, float *dln_w, float *dl
                                  int B, int H, int W, int C);
 
 /* ---- batch norm 2d on NCHW, eps 1e-5 ------------------------------------
+ * inp, out (dinp, dout) [B, C, HW]; weight, bias, running_*, save_* [C].
  * training != 0: normalises with batch statistics, saves them in
  * save_mean/save_var ([C], biased variance) and updates running_mean/var
  * with `momentum` (PyTorch's 0.1) using the unbiased variance.
@@ -167,7 +176,8 @@ mt_status batchnorm_backward(mt_ctx *ctx, float *dinp, float *dweight, float *db
                              const float *save_var, const float *weight, const float *bias,
                              int B, int C, int HW);
 
-/* ---- bilinear resize, align_corners=False (F.interpolate) --------------- */
+/* ---- bilinear resize, align_corners=False (F.interpolate) ---------------
+ * inp (dinp) [B, C, Hi, Wi] -> out (dout) [B, C, Ho, Wo], NCHW. */
 mt_status resize_bilinear_forward(mt_ctx *ctx, float *out, const float *inp, int B, int C,
                                   int Hi, int Wi, int Ho, int Wo);
 mt_status resize_bilinear_backward(mt_ctx *ctx, float *dinp, const float *dout, int B, int C,
@@ -221,7 +231,8 @@ mt_status mt_matmul(mt_ctx *ctx, const char *what, float *c, const int64_t cs[4]
 /* Backward variants with the accumulation made explicit: accumulate = 0
  * overwrites the data gradient instead of adding to it, so a caller whose
  * buffer would otherwise be zeroed first saves two passes over it. The
- * public *_backward functions are these with accumulate = 1. */
+ * public *_backward functions are these with accumulate = 1; every buffer
+ * has the shape documented there. */
 mt_status linear_backward_ex(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
                              const float *dout, const float *inp, const float *weight, int rows,
                              int in_dim, int out_dim, int accumulate);
