@@ -1,16 +1,22 @@
-/* safetensors.c - see safetensors.h. The JSON header is parsed by a small
- * recursive-descent reader that accepts exactly the JSON subset the format
- * uses (objects, arrays, strings, integers) and rejects anything else. */
+/* safetensors.c - see safetensors.h. The JSON header is parsed by jansson
+ * (duplicate names refused, NUL in strings refused, 64-bit integers), after
+ * its length has been checked against the file and a fixed bound; then
+ * every tensor's dtype, shape and offsets are checked against the data. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include <jansson.h>
+
+#include "mtlora/io/atomic_file.h"
 #include "mtlora/io/safetensors.h"
 
 #define fail mt_errf
+
+/* A header larger than this is refused unparsed: real ones are a few
+ * hundred bytes per tensor, so 100 MiB is hundreds of thousands of tensors. */
+#define ST_MAX_HEADER ((uint64_t)100 << 20)
 
 static const struct {
     const char *name;
@@ -31,139 +37,141 @@ const char *st_dtype_name(st_dtype d) {
     return "?";
 }
 
-/* ---- JSON subset reader ------------------------------------------------ */
+/* ---- header reader ------------------------------------------------------- */
 
-typedef struct {
-    const char *p, *end;
-    const char *path;
-    char *err;
-    size_t errlen;
-} jr;
-
-static void ws(jr *j) {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
+static mt_status malformed(const char *path, const char *what, char *err, size_t errlen) {
+    return fail(err, errlen, MT_ERR_FORMAT, "%s: malformed safetensors header: %s", path, what);
 }
 
-static mt_status jfail(jr *j, const char *what) {
-    return fail(j->err, j->errlen, MT_ERR_FORMAT, "%s: malformed safetensors header: %s", j->path,
-                what);
-}
-
-static mt_status expect(jr *j, char c) {
-    ws(j);
-    if (j->p >= j->end || *j->p != c) {
-        char msg[32];
-        snprintf(msg, sizeof msg, "expected '%c'", c);
-        return jfail(j, msg);
+/* An array of at most cap non-negative integers. */
+static mt_status int_array(const char *path, const st_tensor *t, const char *field, const json_t *a,
+                           int64_t *v, int cap, int *n, char *err, size_t errlen) {
+    if (!json_is_array(a))
+        return fail(err, errlen, MT_ERR_FORMAT,
+                    "%s: malformed safetensors header: tensor %s: %s is not an array", path, t->name,
+                    field);
+    if (json_array_size(a) > (size_t)cap)
+        return fail(err, errlen, MT_ERR_FORMAT,
+                    "%s: malformed safetensors header: tensor %s: %s has more than %d values", path,
+                    t->name, field, cap);
+    *n = (int)json_array_size(a);
+    for (int i = 0; i < *n; i++) {
+        const json_t *x = json_array_get(a, (size_t)i);
+        if (!json_is_integer(x) || json_integer_value(x) < 0)
+            return fail(err, errlen, MT_ERR_FORMAT,
+                        "%s: malformed safetensors header: tensor %s: %s: expected a non-negative "
+                        "integer", path, t->name, field);
+        v[i] = (int64_t)json_integer_value(x);
     }
-    j->p++;
     return MT_OK;
 }
 
-/* A string without escapes beyond \" \\ \/ (names never need more). */
-static mt_status jstring(jr *j, char *out, size_t cap) {
-    if (expect(j, '"')) return MT_ERR_FORMAT;
-    size_t k = 0;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if (c == '\\') {
-            if (j->p >= j->end) return jfail(j, "unterminated escape");
-            c = *j->p++;
-            if (c != '"' && c != '\\' && c != '/') return jfail(j, "unsupported escape in a name");
-        } else if ((unsigned char)c < 0x20) {
-            return jfail(j, "control character in a string");
+/* One tensor's entry: exactly dtype, shape and data_offsets. */
+static mt_status parse_tensor(const char *path, json_t *o, st_tensor *t, char *err, size_t errlen) {
+    if (!json_is_object(o))
+        return fail(err, errlen, MT_ERR_FORMAT,
+                    "%s: malformed safetensors header: tensor %s: expected '{'", path, t->name);
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
+            return fail(err, errlen, MT_ERR_FORMAT, "%s: tensor %s: unknown field %s", path, t->name,
+                        key);
+    }
+    const json_t *dt = json_object_get(o, "dtype"), *sh = json_object_get(o, "shape"),
+                 *off = json_object_get(o, "data_offsets");
+    if (!dt || !sh || !off)
+        return fail(err, errlen, MT_ERR_FORMAT, "%s: tensor %s lacks dtype, shape or offsets", path,
+                    t->name);
+    size_t i = 0;
+    const char *dname = json_is_string(dt) ? json_string_value(dt) : "(not a string)";
+    while (i < sizeof DTYPES / sizeof *DTYPES && strcmp(DTYPES[i].name, dname)) i++;
+    if (i == sizeof DTYPES / sizeof *DTYPES)
+        return fail(err, errlen, MT_ERR_FORMAT, "%s: tensor %s: unsupported dtype %s", path, t->name,
+                    dname);
+    t->dtype = DTYPES[i].d;
+    mt_status st = int_array(path, t, "shape", sh, t->shape, ST_MAX_DIMS, &t->ndim, err, errlen);
+    if (st) return st;
+    int64_t o2[2];
+    int n;
+    if ((st = int_array(path, t, "data_offsets", off, o2, 2, &n, err, errlen))) return st;
+    if (n != 2) return malformed(path, "data_offsets needs two values", err, errlen);
+    t->begin = (size_t)o2[0];
+    t->end = (size_t)o2[1];
+    return MT_OK;
+}
+
+/* __metadata__ maps strings to strings (the format allows nothing else). */
+static mt_status check_metadata(const char *path, json_t *m, char *err, size_t errlen) {
+    if (!json_is_object(m)) return malformed(path, "__metadata__: expected '{'", err, errlen);
+    const char *key;
+    json_t *v;
+    json_object_foreach(m, key, v) {
+        if (!json_is_string(v))
+            return fail(err, errlen, MT_ERR_FORMAT,
+                        "%s: malformed safetensors header: __metadata__ value of %s is not a string",
+                        path, key);
+    }
+    return MT_OK;
+}
+
+/* Fills t's count and checks its offsets against the data section. */
+static mt_status check_extent(const char *path, st_tensor *t, size_t data_len, char *err,
+                              size_t errlen) {
+    size_t count = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] > ((int64_t)1 << 40) ||
+            (t->shape[d] && count > ((size_t)1 << 40) / (size_t)t->shape[d]))
+            return fail(err, errlen, MT_ERR_FORMAT, "%s: tensor %s: shape too large", path, t->name);
+        count *= (size_t)t->shape[d];
+    }
+    t->count = count;
+    if (t->begin > t->end || t->end > data_len || t->end - t->begin != count * st_dtype_size(t->dtype))
+        return fail(err, errlen, MT_ERR_FORMAT,
+                    "%s: tensor %s: offsets [%zu, %zu) do not match its shape and dtype or run past "
+                    "the %zu data bytes (truncated?)", path, t->name, t->begin, t->end, data_len);
+    return MT_OK;
+}
+
+static mt_status parse_header(st_file *f, const char *path, const char *hdr, size_t hlen, char *err,
+                              size_t errlen) {
+    json_error_t je;
+    json_t *root = json_loadb(hdr, hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        if (json_error_code(&je) == json_error_duplicate_key)
+            return fail(err, errlen, MT_ERR_FORMAT,
+                        "%s: malformed safetensors header: a tensor or field appears twice (%s)", path,
+                        je.text);
+        return fail(err, errlen, MT_ERR_FORMAT, "%s: malformed safetensors header: %s (byte %d)", path,
+                    je.text, je.position);
+    }
+    mt_status st = MT_OK;
+    if (!json_is_object(root)) st = malformed(path, "expected '{' (the header is not an object)", err, errlen);
+    const size_t cap = json_is_object(root) ? json_object_size(root) : 0;
+    if (!st && cap && !(f->tensors = calloc(cap, sizeof *f->tensors)))
+        st = fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
+    const char *name;
+    json_t *v;
+    if (!st) json_object_foreach(root, name, v) {
+        if (!strcmp(name, "__metadata__")) {
+            if ((st = check_metadata(path, v, err, errlen))) break;
+            continue;
         }
-        if (k + 1 >= cap) return jfail(j, "string too long");
-        out[k++] = c;
-    }
-    if (j->p >= j->end) return jfail(j, "unterminated string");
-    j->p++;
-    out[k] = '\0';
-    return MT_OK;
-}
-
-static mt_status jint(jr *j, int64_t *out) {
-    ws(j);
-    const char *s = j->p;
-    int64_t v = 0;
-    if (s >= j->end || *s < '0' || *s > '9') return jfail(j, "expected a non-negative integer");
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-        if (v > (INT64_MAX - 9) / 10) return jfail(j, "integer too large");
-        v = v * 10 + (*j->p++ - '0');
-    }
-    *out = v;
-    return MT_OK;
-}
-
-static mt_status jint_array(jr *j, int64_t *v, int cap, int *n) {
-    if (expect(j, '[')) return MT_ERR_FORMAT;
-    *n = 0;
-    ws(j);
-    if (j->p < j->end && *j->p == ']') { j->p++; return MT_OK; }
-    for (;;) {
-        if (*n >= cap) return jfail(j, "array too long");
-        if (jint(j, &v[(*n)++])) return MT_ERR_FORMAT;
-        ws(j);
-        if (j->p < j->end && *j->p == ',') { j->p++; continue; }
-        return expect(j, ']');
-    }
-}
-
-/* Skips a value of the metadata object (strings only, per the format). */
-static mt_status jskip_metadata(jr *j) {
-    char buf[4096];
-    if (expect(j, '{')) return MT_ERR_FORMAT;
-    ws(j);
-    if (j->p < j->end && *j->p == '}') { j->p++; return MT_OK; }
-    for (;;) {
-        if (jstring(j, buf, sizeof buf) || expect(j, ':') || jstring(j, buf, sizeof buf))
-            return MT_ERR_FORMAT;
-        ws(j);
-        if (j->p < j->end && *j->p == ',') { j->p++; continue; }
-        return expect(j, '}');
-    }
-}
-
-static mt_status jtensor(jr *j, st_tensor *t) {
-    char key[32], dtype[16];
-    int have_dtype = 0, have_shape = 0, have_off = 0;
-    if (expect(j, '{')) return MT_ERR_FORMAT;
-    for (;;) {
-        if (jstring(j, key, sizeof key) || expect(j, ':')) return MT_ERR_FORMAT;
-        if (!strcmp(key, "dtype")) {
-            if (jstring(j, dtype, sizeof dtype)) return MT_ERR_FORMAT;
-            size_t i = 0;
-            while (i < sizeof DTYPES / sizeof *DTYPES && strcmp(DTYPES[i].name, dtype)) i++;
-            if (i == sizeof DTYPES / sizeof *DTYPES)
-                return fail(j->err, j->errlen, MT_ERR_FORMAT, "%s: tensor %s: unsupported dtype %s",
-                            j->path, t->name, dtype);
-            t->dtype = DTYPES[i].d;
-            have_dtype = 1;
-        } else if (!strcmp(key, "shape")) {
-            if (jint_array(j, t->shape, ST_MAX_DIMS, &t->ndim)) return MT_ERR_FORMAT;
-            have_shape = 1;
-        } else if (!strcmp(key, "data_offsets")) {
-            int64_t off[2];
-            int n;
-            if (jint_array(j, off, 2, &n)) return MT_ERR_FORMAT;
-            if (n != 2) return jfail(j, "data_offsets needs two values");
-            t->begin = (size_t)off[0];
-            t->end = (size_t)off[1];
-            have_off = 1;
-        } else {
-            return fail(j->err, j->errlen, MT_ERR_FORMAT, "%s: tensor %s: unknown field %s",
-                        j->path, t->name, key);
+        st_tensor *t = &f->tensors[f->count];
+        if (strlen(name) >= sizeof t->name) {
+            st = fail(err, errlen, MT_ERR_FORMAT,
+                      "%s: malformed safetensors header: tensor name of %zu bytes (at most %d): %.60s...",
+                      path, strlen(name), ST_NAME_LEN - 1, name);
+            break;
         }
-        ws(j);
-        if (j->p < j->end && *j->p == ',') { j->p++; continue; }
-        if (expect(j, '}')) return MT_ERR_FORMAT;
-        break;
+        memcpy(t->name, name, strlen(name) + 1);
+        if ((st = parse_tensor(path, v, t, err, errlen)) ||
+            (st = check_extent(path, t, f->data_len, err, errlen)))
+            break;
+        f->count++;
     }
-    if (!have_dtype || !have_shape || !have_off)
-        return fail(j->err, j->errlen, MT_ERR_FORMAT, "%s: tensor %s lacks dtype, shape or offsets",
-                    j->path, t->name);
-    return MT_OK;
+    json_decref(root);
+    return st;
 }
 
 void st_free(st_file *f) {
@@ -201,7 +209,7 @@ mt_status st_load(st_file *f, const char *path, char *err, size_t errlen) {
     f->file_len = (size_t)len;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->file[i];
-    if (hlen > f->file_len - 8 || hlen > (100u << 20)) {
+    if (hlen > f->file_len - 8 || hlen > ST_MAX_HEADER) {
         st_free(f);
         return fail(err, errlen, MT_ERR_FORMAT,
                     "%s: header length %llu does not fit a %zu-byte file (truncated?)", path,
@@ -209,62 +217,9 @@ mt_status st_load(st_file *f, const char *path, char *err, size_t errlen) {
     }
     f->data = f->file + 8 + hlen;
     f->data_len = f->file_len - 8 - hlen;
-    jr j = {(const char *)f->file + 8, (const char *)f->file + 8 + hlen, path, err, errlen};
-    int cap = 64;
-    f->tensors = malloc((size_t)cap * sizeof *f->tensors);
-    if (!f->tensors) { st_free(f); return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path); }
-    mt_status st = expect(&j, '{');
-    ws(&j);
-    int empty = !st && j.p < j.end && *j.p == '}';
-    if (empty) j.p++;
-    while (!st && !empty) {
-        char name[ST_NAME_LEN];
-        if ((st = jstring(&j, name, sizeof name)) || (st = expect(&j, ':'))) break;
-        if (!strcmp(name, "__metadata__")) {
-            st = jskip_metadata(&j);
-        } else {
-            if (f->count == cap) {
-                cap *= 2;
-                st_tensor *n = realloc(f->tensors, (size_t)cap * sizeof *n);
-                if (!n) { st = fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path); break; }
-                f->tensors = n;
-            }
-            st_tensor *t = &f->tensors[f->count];
-            memset(t, 0, sizeof *t);
-            memcpy(t->name, name, sizeof name);
-            if ((st = jtensor(&j, t))) break;
-            if (st_find(f, name)) {
-                st = fail(err, errlen, MT_ERR_FORMAT, "%s: tensor %s appears twice", path, name);
-                break;
-            }
-            f->count++;
-            size_t count = 1;
-            for (int d = 0; d < t->ndim; d++) {
-                if (t->shape[d] > ((int64_t)1 << 40) || (t->shape[d] && count > ((size_t)1 << 40) / (size_t)t->shape[d])) {
-                    st = fail(err, errlen, MT_ERR_FORMAT, "%s: tensor %s: shape too large", path, name);
-                    break;
-                }
-                count *= (size_t)t->shape[d];
-            }
-            if (st) break;
-            t->count = count;
-            if (t->begin > t->end || t->end > f->data_len ||
-                t->end - t->begin != count * st_dtype_size(t->dtype)) {
-                st = fail(err, errlen, MT_ERR_FORMAT,
-                          "%s: tensor %s: offsets [%zu, %zu) do not match its shape and dtype or "
-                          "run past the %zu data bytes (truncated?)", path, name, t->begin, t->end,
-                          f->data_len);
-                break;
-            }
-        }
-        if (st) break;
-        ws(&j);
-        if (j.p < j.end && *j.p == ',') { j.p++; continue; }
-        st = expect(&j, '}');
-        break;
-    }
-    if (st) { st_free(f); return st; }
-    return MT_OK;
+    mt_status st = parse_header(f, path, (const char *)f->file + 8, (size_t)hlen, err, errlen);
+    if (st) st_free(f);
+    return st;
 }
 
 const st_tensor *st_find(const st_file *f, const char *name) {
@@ -324,80 +279,95 @@ mt_status st_read_i64(const st_file *f, const st_tensor *t, int64_t *out, char *
     return MT_OK;
 }
 
-static int json_name(FILE *fp, const char *s) {
-    if (fputc('"', fp) == EOF) return -1;
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', fp);
-        if (fputc(*s, fp) == EOF) return -1;
+/* ---- writer ---------------------------------------------------------------- */
+
+static size_t entry_bytes(const st_entry *e) {
+    size_t count = 1;
+    for (int d = 0; d < e->ndim; d++) count *= (size_t)e->shape[d];
+    return count * st_dtype_size(e->dtype);
+}
+
+/* The header as compact JSON (metadata first, then the tensors in order),
+ * padded with spaces to a multiple of 8 bytes so the data stays aligned. */
+static mt_status build_header(const char *path, const st_entry *e, int n, const char *const *meta_kv,
+                              int n_meta, char **out, size_t *out_len, char *err, size_t errlen) {
+    json_t *root = json_object();
+    mt_status st = root ? MT_OK : fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
+    if (!st && n_meta > 0) {
+        json_t *meta = json_object();
+        if (!meta || json_object_set_new(root, "__metadata__", meta))
+            st = fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
+        for (int i = 0; i < n_meta && !st; i++)
+            if (json_object_set_new(meta, meta_kv[2 * i], json_string(meta_kv[2 * i + 1])))
+                st = fail(err, errlen, MT_ERR_ARG, "%s: metadata %s: not UTF-8 text (or out of memory)",
+                          path, meta_kv[2 * i]);
     }
-    return fputc('"', fp) == EOF ? -1 : 0;
+    size_t off = 0;
+    for (int i = 0; i < n && !st; i++) {
+        /* a second entry of a name would overwrite the first in the object
+         * and leave its bytes in the file under no name */
+        if (!strcmp(e[i].name, "__metadata__") || json_object_get(root, e[i].name) ||
+            strlen(e[i].name) >= ST_NAME_LEN) {
+            st = fail(err, errlen, MT_ERR_ARG, "%s: tensor name %s is reserved, repeated or longer "
+                      "than %d bytes", path, e[i].name, ST_NAME_LEN - 1);
+            break;
+        }
+        const size_t bytes = entry_bytes(&e[i]);
+        json_t *shape = json_array();
+        for (int d = 0; shape && d < e[i].ndim; d++)
+            if (json_array_append_new(shape, json_integer((json_int_t)e[i].shape[d]))) {
+                json_decref(shape);
+                shape = NULL;
+            }
+        json_t *t = shape ? json_pack("{s:s, s:o, s:[I, I]}", "dtype", st_dtype_name(e[i].dtype),
+                                      "shape", shape, "data_offsets", (json_int_t)off,
+                                      (json_int_t)(off + bytes))
+                          : NULL;
+        if (!t || json_object_set_new(root, e[i].name, t))
+            st = fail(err, errlen, MT_ERR_ARG, "%s: tensor %s: name not UTF-8 text (or out of memory)",
+                      path, e[i].name);
+        off += bytes;
+    }
+    char *text = st ? NULL : json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (st) return st;
+    if (!text) return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
+    size_t len = strlen(text);
+    const size_t padded = (len + 7) / 8 * 8;
+    char *p = realloc(text, padded ? padded : 1);
+    if (!p) {
+        free(text);
+        return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memset(p + len, ' ', padded - len);
+    *out = p;
+    *out_len = padded;
+    return MT_OK;
 }
 
 mt_status st_write(const char *path, const st_entry *e, int n, const char *const *meta_kv,
                    int n_meta, char *err, size_t errlen) {
-    /* Build the header in memory first to know its length. */
     char *hdr = NULL;
     size_t hlen = 0;
-    FILE *hf = open_memstream(&hdr, &hlen);
-    if (!hf) return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
-    fputc('{', hf);
-    if (n_meta > 0) {
-        fputs("\"__metadata__\":{", hf);
-        for (int i = 0; i < n_meta; i++) {
-            if (i) fputc(',', hf);
-            json_name(hf, meta_kv[2 * i]);
-            fputc(':', hf);
-            json_name(hf, meta_kv[2 * i + 1]);
-        }
-        fputc('}', hf);
-        if (n) fputc(',', hf);
-    }
-    size_t off = 0;
-    for (int i = 0; i < n; i++) {
-        size_t count = 1;
-        for (int d = 0; d < e[i].ndim; d++) count *= (size_t)e[i].shape[d];
-        size_t bytes = count * st_dtype_size(e[i].dtype);
-        if (i) fputc(',', hf);
-        json_name(hf, e[i].name);
-        fprintf(hf, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_name(e[i].dtype));
-        for (int d = 0; d < e[i].ndim; d++) fprintf(hf, d ? ",%lld" : "%lld", (long long)e[i].shape[d]);
-        fprintf(hf, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
-        off += bytes;
-    }
-    fputc('}', hf);
-    fclose(hf);
-    while (hlen % 8) { /* pad with spaces to keep the data 8-byte aligned */
-        char *n2 = realloc(hdr, hlen + 1);
-        if (!n2) { free(hdr); return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path); }
-        hdr = n2;
-        hdr[hlen++] = ' ';
-    }
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    mt_status st = build_header(path, e, n, meta_kv, n_meta, &hdr, &hlen, err, errlen);
+    if (st) return st;
+    atomic_file af;
+    if ((st = atomic_file_open(&af, path, err, errlen))) {
         free(hdr);
-        return fail(err, errlen, MT_ERR_ARG, "%s: path too long", path);
-    }
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        free(hdr);
-        return fail(err, errlen, MT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        return st;
     }
     unsigned char lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    int bad = fwrite(lenb, 1, 8, fp) != 8 || fwrite(hdr, 1, hlen, fp) != hlen;
+    int bad = fwrite(lenb, 1, 8, af.f) != 8 || fwrite(hdr, 1, hlen, af.f) != hlen;
     free(hdr);
     for (int i = 0; i < n && !bad; i++) {
-        size_t count = 1;
-        for (int d = 0; d < e[i].ndim; d++) count *= (size_t)e[i].shape[d];
-        size_t bytes = count * st_dtype_size(e[i].dtype);
-        bad = bytes && fwrite(e[i].data, 1, bytes, fp) != bytes;
+        const size_t bytes = entry_bytes(&e[i]);
+        bad = bytes && fwrite(e[i].data, 1, bytes, af.f) != bytes;
     }
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) bad = 1;
-    if (fclose(fp) != 0) bad = 1;
-    if (bad || rename(tmp, path) != 0) {
-        int e2 = errno;
-        remove(tmp);
-        return fail(err, errlen, MT_ERR_IO, "%s: write failed: %s", path, strerror(e2));
+    if (bad) {
+        const int e2 = errno;
+        atomic_file_abort(&af);
+        return fail(err, errlen, MT_ERR_IO, "%s: write failed: %s", path, strerror(e2 ? e2 : EIO));
     }
-    return MT_OK;
+    return atomic_file_commit(&af, err, errlen);
 }

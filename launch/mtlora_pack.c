@@ -7,7 +7,8 @@
  *
  * Packing is restartable: shard k of a split holds the ids k*N .. k*N+N-1 of
  * ImageSets/Context/<split>.txt; a shard already present with exactly those
- * ids is kept, others are written to <name>.part and renamed when complete.
+ * ids is kept, others are written to a temporary (<name>.tmp.<pid>) and
+ * renamed when complete.
  * The split's manifest (<split>.manifest) is written last, so a reader knows
  * the split is whole. Worker threads read and decode; the main thread is the
  * only one that calls HDF5 (Debian's build is not thread-safe).
@@ -143,30 +144,6 @@ static int shard_is_done(const char *path, char **ids, int64_t a, int64_t b, int
     return 1;
 }
 
-static int write_manifest(const char *out, const char *split, int tasks, int64_t nshards,
-                          int64_t nrec, int64_t shard_size) {
-    char path[4200], tmp[4300], tl[96];
-    snprintf(path, sizeof path, "%s/%s.manifest", out, split);
-    snprintf(tmp, sizeof tmp, "%s.part", path);
-    shard_tasks_format(tasks, tl, sizeof tl);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
-    fprintf(f, "mtlora-shards %d\nsplit %s\ntasks %s\nrecords %lld\nshard_size %lld\nshards %lld\n",
-            SHARD_FORMAT_VERSION, split, tl, (long long)nrec, (long long)shard_size,
-            (long long)nshards);
-    for (int64_t k = 0; k < nshards; k++) {
-        const int64_t cnt = k == nshards - 1 ? nrec - k * shard_size : shard_size;
-        fprintf(f, "%s-%05lld.h5 %lld\n", split, (long long)k, (long long)cnt);
-    }
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 static int run_pack(const char *src, const char *out, const char *split, int64_t shard_size,
                     int tasks, int threads, int resize, int quiet) {
     char err[ERRLEN] = "";
@@ -280,8 +257,8 @@ static int run_pack(const char *src, const char *out, const char *split, int64_t
     for (int t = 0; t < nth; t++) pthread_join(th[t], NULL);
     for (int s = 0; s < J.window && J.ready; s++)
         if (J.ready[s]) shard_record_free(&J.slot[s]);
-    if (!rc && write_manifest(out, split, tasks, nshards, n, shard_size)) {
-        fprintf(stderr, "mtlora-pack: %s/%s.manifest: cannot write: %s\n", out, split, strerror(errno));
+    if (!rc && shard_manifest_write(out, split, tasks, nshards, n, shard_size, err, sizeof err)) {
+        fprintf(stderr, "mtlora-pack: %s\n", err);
         rc = 1;
     }
     if (!rc && !quiet) {
@@ -352,7 +329,8 @@ static int run_verify(const char *dir) {
     struct dirent *e;
     while ((e = readdir(d)) && n < 4096) {
         const size_t L = strlen(e->d_name);
-        if (L > 5 && strcmp(e->d_name + L - 5, ".part") == 0)
+        /* atomic_file's temporaries ("<name>.h5.tmp.<pid>"; ".part" from older packers) */
+        if (strstr(e->d_name, ".h5.tmp.") || (L > 5 && strcmp(e->d_name + L - 5, ".part") == 0))
             fprintf(stderr, "mtlora-pack: verify: %s/%s: an unfinished shard (ignored)\n", dir, e->d_name);
         if (L > 3 && strcmp(e->d_name + L - 3, ".h5") == 0) names[n++] = strdup(e->d_name);
     }

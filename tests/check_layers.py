@@ -47,6 +47,8 @@ OWNERS = {
     "curl/": {"io"},
     "png.h": {"io", "tests"},
     "jpeglib.h": {"io", "tests"},
+    # JSON documents: files (io), the PEFT adapter format (model), metric records (mpi)
+    "jansson.h": {"io", "model", "mpi"},
 }
 
 # header folder under include/mtlora/ -> layer

@@ -1,14 +1,19 @@
 /* test_weights_io.c - safetensors reading/writing and model weights by
  * official name: round trip, ImageNet Swin initialisation with plain names,
- * and refusals of malformed, truncated, incomplete or mismatched files. */
+ * and refusals of malformed, truncated, incomplete or mismatched files;
+ * atomic_file, which every writer of the tools goes through. */
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mtlora/config/config.h"
 #include "mtlora/model/model.h"
+#include "mtlora/io/atomic_file.h"
 #include "mtlora/io/safetensors.h"
 #include "test_util.h"
 
@@ -193,6 +198,97 @@ END_TEST
 START_TEST(pretrained_backbone_prefix) { pretrained_case("backbone."); }
 END_TEST
 
+/* ---- atomic_file ---- */
+
+static void read_all(const char *p, char *buf, size_t cap) {
+    FILE *f = fopen(p, "rb");
+    ck_assert_msg(f != NULL, "%s: %s", p, strerror(errno));
+    const size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Entries of dir other than "." and ".."; the first one's name in first. */
+static int dir_entries(const char *dir, char *first, size_t cap) {
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !n++) snprintf(first, cap, "%s", e->d_name);
+    closedir(d);
+    return n;
+}
+
+START_TEST(atomic_file_commit_abort) {
+    char dir[] = "/tmp/mtlora_atomic_XXXXXX", target[256], got[64], name[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(target, sizeof target, "%s/out.bin", dir);
+    /* commit: the file appears under its name with the content, alone */
+    ck_assert_msg(atomic_write(target, "first", 5, err, sizeof err) == MT_OK, "%s", err);
+    read_all(target, got, sizeof got);
+    ck_assert_str_eq(got, "first");
+    ck_assert_int_eq(dir_entries(dir, name, sizeof name), 1);
+    /* abort after writing: the old content stays, no temporary is left */
+    atomic_file af;
+    ck_assert_msg(atomic_file_open(&af, target, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(fputs("second, never committed", af.f) >= 0, 1);
+    ck_assert_int_eq(fflush(af.f), 0);
+    char tmp[sizeof af.tmp];
+    snprintf(tmp, sizeof tmp, "%s", af.tmp);
+    ck_assert_int_eq(access(tmp, F_OK), 0); /* written beside the target... */
+    atomic_file_abort(&af);
+    ck_assert_int_ne(access(tmp, F_OK), 0); /* ...and gone */
+    atomic_file_abort(&af);                 /* twice is harmless */
+    read_all(target, got, sizeof got);
+    ck_assert_str_eq(got, "first");
+    ck_assert_int_eq(dir_entries(dir, name, sizeof name), 1);
+    ck_assert_str_eq(name, "out.bin");
+    /* a second commit replaces the content whole */
+    ck_assert_msg(atomic_write(target, "third", 5, err, sizeof err) == MT_OK, "%s", err);
+    read_all(target, got, sizeof got);
+    ck_assert_str_eq(got, "third");
+    /* into a directory that does not exist: an error naming the path */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/no_such_dir/out.bin", dir);
+    err[0] = '\0';
+    ck_assert_int_eq(atomic_write(missing, "x", 1, err, sizeof err), MT_ERR_IO);
+    ck_assert_msg(strstr(err, missing) != NULL, "'%s' does not name %s", err, missing);
+    ck_assert_int_eq(atomic_file_reserve(&af, missing, err, sizeof err), MT_OK);
+    err[0] = '\0';
+    ck_assert_int_eq(atomic_file_commit(&af, err, sizeof err), MT_ERR_IO);
+    ck_assert_msg(strstr(err, missing) != NULL, "'%s' does not name %s", err, missing);
+    ck_assert_int_eq(dir_entries(dir, name, sizeof name), 1);
+    remove(target);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* jansson parses the header with JSON_REJECT_DUPLICATES: a name twice is
+ * refused rather than one of the two silently winning. */
+START_TEST(duplicate_names_refused) {
+    snprintf(path, sizeof path, "/tmp/mtlora_dup_%d.safetensors", (int)getpid());
+    const char *h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                    "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+    const size_t hl = strlen(h);
+    unsigned char *buf = calloc(1, 8 + hl + 8);
+    for (int k = 0; k < 8; k++) buf[k] = (unsigned char)((uint64_t)hl >> (8 * k));
+    memcpy(buf + 8, h, hl);
+    write_bytes(path, buf, 8 + hl + 8);
+    free(buf);
+    st_file f;
+    ck_assert_int_eq(st_load(&f, path, err, sizeof err), MT_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "appears twice") != NULL, "%s", err);
+    /* and the writer will not produce such a file */
+    const float v[2] = {1, 2};
+    const int64_t one = 1;
+    const st_entry e[2] = {{"a", ST_F32, 1, &one, v}, {"a", ST_F32, 1, &one, v + 1}};
+    remove(path);
+    ck_assert_int_eq(st_write(path, e, 2, NULL, 0, err, sizeof err), MT_ERR_ARG);
+    ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("weights_io");
     TCase *tc = tcase_create("safetensors");
@@ -202,6 +298,10 @@ int main(void) {
     tcase_add_test(tc, incomplete_or_foreign_weights_listed_by_name);
     tcase_add_test(tc, pretrained_plain_names);
     tcase_add_test(tc, pretrained_backbone_prefix);
+    tcase_add_test(tc, duplicate_names_refused);
     suite_add_tcase(s, tc);
+    TCase *ta = tcase_create("atomic_file");
+    tcase_add_test(ta, atomic_file_commit_abort);
+    suite_add_tcase(s, ta);
     return run_suite(s);
 }

@@ -7,6 +7,7 @@
 
 #include <hdf5.h>
 
+#include "mtlora/io/atomic_file.h"
 #include "mtlora/io/shards/h5io.h"
 
 #define fail mt_errf
@@ -89,7 +90,7 @@ done:
 
 struct h5_writer {
     hid_t f;
-    char path[4096], tmp[4200];
+    atomic_file af; /* HDF5 writes af.tmp itself; committed on close */
 };
 
 mt_status h5_writer_open(h5_writer **out, const char *path, char *err, size_t errlen) {
@@ -97,15 +98,15 @@ mt_status h5_writer_open(h5_writer **out, const char *path, char *err, size_t er
     *out = NULL;
     h5_writer *w = calloc(1, sizeof *w);
     if (!w) return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
-    if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path) {
+    mt_status st = atomic_file_reserve(&w->af, path, err, errlen);
+    if (st) {
         free(w);
-        return fail(err, errlen, MT_ERR_ARG, "%s: path too long", path);
+        return st;
     }
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
-    w->f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    w->f = H5Fcreate(w->af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->f < 0) {
         free(w);
-        return fail(err, errlen, MT_ERR_IO, "%s: cannot create %s.tmp", path, path);
+        return fail(err, errlen, MT_ERR_IO, "%s: cannot create %s", path, w->af.tmp);
     }
     *out = w;
     return MT_OK;
@@ -121,17 +122,16 @@ mt_status h5_writer_put(h5_writer *w, const char *name, const float *data, int n
     int bad = d < 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0;
     if (d >= 0) H5Dclose(d);
     if (sp >= 0) H5Sclose(sp);
-    if (bad) return fail(err, errlen, MT_ERR_IO, "%s: cannot write dataset %s", w->path, name);
+    if (bad) return fail(err, errlen, MT_ERR_IO, "%s: cannot write dataset %s", w->af.path, name);
     return MT_OK;
 }
 
 mt_status h5_writer_close(h5_writer *w, int keep, char *err, size_t errlen) {
     if (!w) return MT_OK;
     mt_status st = MT_OK;
-    if (H5Fclose(w->f) < 0) st = fail(err, errlen, MT_ERR_IO, "%s: cannot close", w->path);
-    if (keep && !st && rename(w->tmp, w->path) != 0)
-        st = fail(err, errlen, MT_ERR_IO, "%s: cannot rename %s into place", w->path, w->tmp);
-    if (!keep || st) remove(w->tmp);
+    if (H5Fclose(w->f) < 0) st = fail(err, errlen, MT_ERR_IO, "%s: cannot close", w->af.path);
+    if (keep && !st) st = atomic_file_commit(&w->af, err, errlen); /* removes af.tmp on failure */
+    else atomic_file_abort(&w->af);
     free(w);
     return st;
 }

@@ -204,8 +204,8 @@ mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode
     const st_tensor **src = calloc((size_t)bank->count, sizeof *src);
     if (!src) { st_free(&f); return mt_fail(ctx, MT_ERR_NOMEM, "mt_model_load: out of memory"); }
     name_list missing = {0}, unexpected = {0}, mismatched = {0};
-    int64_t tracked[T_MAX];
-    int have_tracked[T_MAX] = {0};
+    int64_t tracked[MT_MAX_TASKS];
+    int have_tracked[MT_MAX_TASKS] = {0};
     char mapped[ST_NAME_LEN + 32], msg[512];
     for (int i = 0; i < f.count; i++) {
         const st_tensor *t = &f.tensors[i];

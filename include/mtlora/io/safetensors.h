@@ -4,7 +4,8 @@
  *    "__metadata__": {"k": "v"}}, then the data (offsets relative to it).
  * The reader checks every offset and size against the file before any
  * tensor is touched, so a truncated or malformed file is refused with a
- * message and never read out of bounds. */
+ * message and never read out of bounds; a header over 100 MiB is refused
+ * unparsed, and a name that appears twice is an error. */
 #ifndef MTLORA_SAFETENSORS_H
 #define MTLORA_SAFETENSORS_H
 
@@ -54,9 +55,10 @@ typedef struct {
     const void *data;
 } st_entry;
 
-/* Writes the entries (plus optional metadata pairs) to path atomically:
- * a temporary file renamed into place, so a crash never leaves a
- * half-written file under the final name. */
+/* Writes the entries (plus optional metadata pairs) to path atomically
+ * (atomic_file: a crash never leaves a half-written file under the final
+ * name). A name given twice, "__metadata__" or one of ST_NAME_LEN bytes or
+ * more is refused (MT_ERR_ARG): st_load could not read the file back. */
 mt_status st_write(const char *path, const st_entry *entries, int n, const char *const *meta_kv,
                    int n_meta, char *err, size_t errlen);
 

@@ -9,7 +9,8 @@
  *                                  BatchNorm num_batches_tracked
  *   checksum   I64 [1]             FNV-1a 64 of all the bytes above
  * Random state needs no entry: every draw is a function of (seed, step).
- * Written to a temporary file, fsync'ed, renamed; the oldest beyond `keep`
+ * Written atomically (st_write goes through atomic_file: a temporary
+ * beside it, fsync, rename, fsync of RUN.DIR); the oldest beyond `keep`
  * are deleted. A file whose checksum, sizes or config hash do not match is
  * skipped by ckpt_load_latest, which falls back to the previous one. */
 #ifndef MTLORA_CHECKPOINT_H

@@ -25,8 +25,9 @@ int h5_has_dataset(const char *path, const char *name);
 void h5_array_free(h5_array *a);
 
 typedef struct h5_writer h5_writer;
-/* Creates (truncates) path; the file appears under its name only after
- * h5_writer_close succeeds (written as path.tmp, then renamed). */
+/* Creates path; the file appears under its name only after
+ * h5_writer_close(w, keep = 1) succeeds (HDF5 writes atomic_file's
+ * temporary, which close commits; keep = 0 removes it). */
 mt_status h5_writer_open(h5_writer **w, const char *path, char *err, size_t errlen);
 mt_status h5_writer_put(h5_writer *w, const char *name, const float *data, int ndim,
                         const int64_t *dims, char *err, size_t errlen);

@@ -7,8 +7,10 @@
  * their uint8 PNG values plus a validity mask). Each record is a group with
  * one chunk per dataset, so a reader fetches exactly one record per read.
  *
- * This file is compiled twice: into the packer against serial HDF5 (libmatio
- * loads serial HDF5) and into the trainer against parallel HDF5. Debian's
+ * The writer, reader and manifest (io/shards/shard_format.c, shard_writer.c,
+ * shard_reader.c, shard_manifest.c) are compiled twice: into the packer
+ * against serial HDF5 (libmatio loads serial HDF5) and into the trainer
+ * against parallel HDF5. Debian's
  * HDF5 builds are not thread-safe, so these calls take a process-wide lock:
  * any thread may use them, one at a time inside HDF5. */
 #ifndef MTLORA_SHARD_H
@@ -55,15 +57,24 @@ uint64_t shard_record_checksum(const shard_record *r);
 
 /* ---- writing ---- */
 typedef struct shard_writer shard_writer;
-/* Writes to path + ".part"; shard_writer_finish renames it to path only
- * after every record and the index are written and flushed, so a crash never
- * leaves a partial file under its final name. */
+/* Writes to atomic_file's temporary beside path ("<path>.tmp.<pid>");
+ * shard_writer_finish renames it to path only after every record and the
+ * index are written and the file is on disk, so a crash never leaves a
+ * partial file under its final name. */
 mt_status shard_writer_open(shard_writer **w, const char *path, const char *split, int tasks,
                             const char *source, char *err, size_t errlen);
 mt_status shard_writer_add(shard_writer *w, const shard_record *r, char *err, size_t errlen);
 mt_status shard_writer_finish(shard_writer *w, char *err, size_t errlen);
-/* Closes and deletes the .part file. */
+/* Closes and deletes the temporary; nothing appears under path. */
 void shard_writer_abort(shard_writer *w);
+
+/* Writes DIR/<split>.manifest atomically: format version, split, tasks,
+ * record count, shard size and one line "<split>-NNNNN.h5 <records>" for
+ * each of the nshards shards (shard_size records each, the last the rest).
+ * The packer writes it last, so a reader that finds it knows the split is
+ * whole. */
+mt_status shard_manifest_write(const char *dir, const char *split, int tasks, int64_t nshards,
+                               int64_t nrec, int64_t shard_size, char *err, size_t errlen);
 
 /* ---- reading ---- */
 typedef struct shard_file shard_file;
