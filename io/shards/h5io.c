@@ -105,8 +105,9 @@ mt_status h5_writer_open(h5_writer **out, const char *path, char *err, size_t er
     }
     w->f = H5Fcreate(w->af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->f < 0) {
+        st = fail(err, errlen, MT_ERR_IO, "%s: cannot create %s", path, w->af.tmp);
         free(w);
-        return fail(err, errlen, MT_ERR_IO, "%s: cannot create %s", path, w->af.tmp);
+        return st;
     }
     *out = w;
     return MT_OK;

@@ -92,8 +92,9 @@ static mt_status writer_open_locked(shard_writer **out, const char *path, const 
     w->records = -1;
     w->file = H5Fcreate(w->af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
+        st = mt_errf(err, errlen, MT_ERR_IO, "%s: cannot create the HDF5 file %s", path, w->af.tmp);
         free(w);
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot create the HDF5 file %s", path, w->af.tmp);
+        return st;
     }
     char tl[96];
     shard_tasks_format(tasks, tl, sizeof tl);

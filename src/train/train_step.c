@@ -184,12 +184,8 @@ void synthetic_batch_fill(synthetic_batch *o, const mt_config *c, uint64_t seed,
         }
     }
     tb->images = o->images;
-    memset(&tb->targets, 0, sizeof tb->targets);
-    for (int t = 0; t < c->ntasks; t++) switch (c->task_kind[t]) {
-        case MT_TASK_SEMSEG: tb->targets.labels[t] = o->semseg; break;
-        case MT_TASK_HUMAN_PARTS: tb->targets.labels[t] = o->parts; break;
-        case MT_TASK_SAL: tb->targets.values[t] = o->sal; break;
-        case MT_TASK_NORMALS: tb->targets.values[t] = o->normals; break;
-        case MT_TASK_EDGE: tb->targets.values[t] = o->edge; break;
-        }
+    /* the same task -> plane mapping as a loader batch */
+    const loader_batch view = {.n = o->B, .semseg = o->semseg, .human_parts = o->parts, .sal = o->sal,
+                               .edge = o->edge, .normals = o->normals, .images = o->images};
+    train_targets_from_loader(c, &view, &tb->targets);
 }
