@@ -25,6 +25,19 @@ int terminal_output(void) {
     return tty;
 }
 
+/* mkdir -p: RUN.DIR may name folders that do not exist yet ("runs/x"). */
+static void make_dirs(const char *dir) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *c = p + 1; *c; c++)
+        if (*c == '/') {
+            *c = 0;
+            mkdir(p, 0777);
+            *c = '/';
+        }
+    mkdir(p, 0777); /* exists already, or fopen below says why not */
+}
+
 static FILE *open_append(const char *dir, const char *name, char *err, size_t errlen) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -40,7 +53,7 @@ mt_status reporter_open(reporter *R, const mt_config *c, int rank, int quiet, ch
     R->tty = progress == 'b' ? 1 : progress == 'l' ? 0 : terminal_output();
     if (rank) return MT_OK;
     if (c->run.dir[0]) {
-        mkdir(c->run.dir, 0777); /* exists already, or fopen below says why not */
+        make_dirs(c->run.dir);
         if (!(R->jsonl = open_append(c->run.dir, "metrics.jsonl", err, errlen)) ||
             !(R->csv = open_append(c->run.dir, "metrics.csv", err, errlen)) ||
             !(R->eval_csv = open_append(c->run.dir, "eval.csv", err, errlen)))

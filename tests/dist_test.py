@@ -180,9 +180,10 @@ def check_pretrained():
         plain[k[len("backbone."):].replace(".linear.", ".")] = v
     pre = os.path.join(WORK, "swin_plain.safetensors")
     write_safetensors(pre, plain)
-    d = os.path.join(WORK, "pre")
+    d = os.path.join(WORK, "pre", "nested", "run")  # RUN.DIR's parents are created too
     mpirun(2, "--synthetic-data", "--steps", "2", "--quiet", "--pretrained", pre, "--opts",
            "DATA.BATCH_SIZE", "2", "RUN.DIR", d, "--save-trainable", out)
+    assert os.path.exists(os.path.join(d, "config.yaml")), "nested RUN.DIR not created"
     got = read_safetensors(out)
     frozen_checked = 0
     for k, v in src.items():
