@@ -12,14 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "mtlora/base/clock.h"
 #include "mtlora/io/shards/shard.h"
 #include "mtlora/io/shards/shard_loader.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     const char *data = NULL;
@@ -54,13 +49,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loader_bench: %s\n", err);
         return 1;
     }
-    const double t0 = now();
+    const double t0 = mt_now_s();
     for (int i = 0; i < nb; i++)
         if (loader_next(L, &b, err, sizeof err)) {
             fprintf(stderr, "loader_bench: %s\n", err);
             return 1;
         }
-    const double dt = now() - t0;
+    const double dt = mt_now_s() - t0;
     printf("loader: %d batches of %d at %dx%d (4 tasks, train augmentation, 1 thread): "
            "%.2f batches/s, %.2f images/s\n", nb, batch, size, size, nb / dt, nb * batch / dt);
     if (train_ips > 0)

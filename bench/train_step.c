@@ -19,18 +19,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "mtlora/base/clock.h"
 #include "mtlora/config/config.h"
 #include "mtlora/ops/layers.h"
 #include "mtlora/model/model.h"
 #include "mtlora/base/rng.h"
 #include "mtlora/io/shards/shard_loader.h"
 #include "mtlora/train/train_step.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -52,9 +47,9 @@ static double matmul_peak(mt_ctx *ctx) {
     for (int i = 0; i < N * K; i++) w[i] = mt_rng_uniform(2, (uint64_t)i) - 0.5f;
     double t[7];
     for (int r = -2; r < 7; r++) {
-        double t0 = now();
+        double t0 = mt_now_s();
         if (linear_forward(ctx, c, a, w, NULL, M, K, N)) break;
-        if (r >= 0) t[r] = now() - t0;
+        if (r >= 0) t[r] = mt_now_s() - t0;
     }
     free(a); free(w); free(c);
     return 2.0 * M * K * N / median(t, 7) / 1e9;
@@ -143,14 +138,14 @@ int main(int argc, char **argv) {
     double *waits = calloc((size_t)steps, sizeof(double));
     double *times = malloc(sizeof(double) * (size_t)steps), loss = 0.0;
     for (int s = -1; s < steps; s++) { /* step -1 warms up: primitives, first touch */
-        double t0 = now();
+        double t0 = mt_now_s();
         train_step_result r;
         if (train_step(&ts, s + 1, next_batch, &src, &r, err, sizeof err)) {
             fprintf(stderr, "train_step: %s\n", err);
             return 1;
         }
         loss = r.loss[0];
-        if (s >= 0) times[s] = now() - t0, waits[s] = r.data_s;
+        if (s >= 0) times[s] = mt_now_s() - t0, waits[s] = r.data_s;
     }
     double med = median(times, steps), best = times[0];
     mt_flops fl = mt_model_flops(m);

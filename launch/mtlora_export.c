@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "mtlora/base/clock.h"
 #include "mtlora/config/config.h"
 #include "mtlora/model/adapter_peft.h"
 #include "mtlora/model/model.h"
@@ -120,12 +121,6 @@ static int file_exists(const char *path) {
 
 /* ---- mode 1: merge --------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -138,9 +133,9 @@ static double bench_forward(mt_model *m, mt_ctx *ctx, const float *images, int B
     if (!t) return -1.0;
     if (mt_model_forward(m, ctx, images, B, 0, 0)) { free(t); return -1.0; }
     for (int i = 0; i < n; i++) {
-        double t0 = now_s();
+        double t0 = mt_now_s();
         if (mt_model_forward(m, ctx, images, B, 0, 0)) { free(t); return -1.0; }
-        t[i] = now_s() - t0;
+        t[i] = mt_now_s() - t0;
     }
     qsort(t, (size_t)n, sizeof *t, cmp_double);
     double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);

@@ -4,16 +4,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "mtlora/base/clock.h"
 #include "mtlora/train/metrics.h"
 #include "trainer_internal.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Adds task t's logits of the last forward against the batch's targets. */
 static mt_status update_meter(metrics_meter *meter, const mt_config *c, int t, const float *logits,
@@ -33,7 +27,7 @@ static void report(trainer *s, metrics_meter *const *meter, long step, int epoch
     e.step = step;
     e.epoch = epoch;
     e.images = images;
-    e.seconds = now_s() - t0;
+    e.seconds = mt_now_s() - t0;
     double key[MT_MAX_TASKS], stl[MT_MAX_TASKS];
     int delta_ok = 1;
     for (int t = 0; t < c->ntasks; t++) {
@@ -66,7 +60,7 @@ int trainer_evaluate(trainer *s, long step, int epoch) {
     metrics_meter *meter[MT_MAX_TASKS] = {0};
     for (int t = 0; t < c->ntasks; t++)
         if (metrics_create(&meter[t], c->task_kind[t])) return trainer_fail(s, "out of memory for meters");
-    const double t0 = now_s();
+    const double t0 = mt_now_s();
     long images = 0;
     for (;;) {
         loader_batch *b;

@@ -1,4 +1,5 @@
 /* dist_watchdog.c - see dist_watchdog.h. */
+#include "mtlora/base/clock.h"
 #include "mtlora/mpi/dist_watchdog.h"
 
 #include <stdio.h>
@@ -7,15 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 void watchdog_mark(watchdog *w, const char *where) {
     pthread_mutex_lock(&w->mu);
-    w->last = now_s();
+    w->last = mt_now_s();
     w->where = where;
     pthread_mutex_unlock(&w->mu);
 }
@@ -26,7 +21,7 @@ static void *watchdog_main(void *arg) {
         sleep(1);
         pthread_mutex_lock(&w->mu);
         const int stop = w->stop;
-        const double idle = now_s() - w->last;
+        const double idle = mt_now_s() - w->last;
         const char *where = w->where;
         pthread_mutex_unlock(&w->mu);
         if (stop) return NULL;

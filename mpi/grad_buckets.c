@@ -5,8 +5,8 @@
  * every rank, as MPI requires. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "mtlora/base/clock.h"
 #include "mtlora/mpi/dist.h"
 
 struct grad_buckets {
@@ -21,12 +21,6 @@ struct grad_buckets {
     int failed;              /* the first MPI error code of this reduction */
     const char *failed_call; /* and the call that returned it */
 };
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 mt_status buckets_create(grad_buckets **out, dist_ctx *d, float *grads, size_t n,
                          size_t bucket_bytes, char *err, size_t errlen) {
@@ -107,13 +101,13 @@ void buckets_on_ready(void *user, size_t offset, size_t count) {
 }
 
 mt_status buckets_finish(grad_buckets *b, double *exposed_s, char *err, size_t errlen) {
-    const double t0 = now_s();
+    const double t0 = mt_now_s();
     /* Buckets never reported (none, when the model reports every tensor)
      * start here, in index order on every rank. */
     for (int k = 0; k < b->nb; k++)
         if (!b->started[k]) start_bucket(b, k);
     int rc = MPI_Waitall(b->nb, b->req, MPI_STATUSES_IGNORE);
-    if (exposed_s) *exposed_s = now_s() - t0;
+    if (exposed_s) *exposed_s = mt_now_s() - t0;
     if (b->failed) return dist_mpi_check(b->failed, b->failed_call, err, errlen);
     if (rc != MPI_SUCCESS) return dist_mpi_check(rc, "MPI_Waitall (gradient allreduce)", err, errlen);
     const float inv = 1.0f / (float)b->d->size;

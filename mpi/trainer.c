@@ -5,17 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "mtlora/base/clock.h"
 #include "mtlora/model/model.h"
 #include "trainer_internal.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int trainer_fail(trainer *s, const char *msg) {
     fprintf(stderr, "mtlora_dist: rank %d: %s\n", s->d->rank, msg);
@@ -120,13 +114,13 @@ static int train(trainer *s) {
                sched->warmup, sched->min, buckets_count(s->buckets));
     double loss_sum[MT_MAX_TASKS + 1] = {0}, times[STEP_TIME_KINDS] = {0};
     int nsamples = 0, skipped = (int)s->ck.skipped, skipped_in_a_row = 0;
-    const double t_start = now_s();
+    const double t_start = mt_now_s();
     double t_window = t_start;
     const long u0 = (long)s->ck.step;
     long window_u = u0;
     s->ts.adam_step = (long)s->ck.adam_step;
     for (long u = u0; u < total; u++) {
-        const double t_step = now_s();
+        const double t_step = mt_now_s();
         watchdog_mark(&s->wd, "training (forward, backward, gradient allreduce)");
         if (fault_pair("MTLORA_FAULT_HANG", s->d->rank, u))
             for (;;) pause(); /* test hook: a hung rank */
@@ -150,7 +144,7 @@ static int train(trainer *s) {
         } else {
             skipped_in_a_row = 0;
         }
-        const double t_end = now_s();
+        const double t_end = mt_now_s();
         if (u > u0) { /* the first step builds primitives: not counted */
             s->sum_step += t_end - t_step;
             s->sum_comm += r.exposed_comm_s;
@@ -196,10 +190,10 @@ static int bench_report(trainer *s) {
     for (int k = 0; k < 5; k++) {
         const int rc = MPI_Barrier(s->d->world);
         if (rc != MPI_SUCCESS) return trainer_fail_mpi(s, rc, "MPI_Barrier (bench)");
-        const double t0 = now_s();
+        const double t0 = mt_now_s();
         buckets_begin(s->buckets);
         if (buckets_finish(s->buckets, NULL, err, sizeof err)) return trainer_fail(s, err);
-        t[k] = now_s() - t0;
+        t[k] = mt_now_s() - t0;
     }
     for (int i = 0; i < 5; i++) /* median of 5 */
         for (int j = i + 1; j < 5; j++)

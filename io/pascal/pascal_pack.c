@@ -3,6 +3,7 @@
  * decode the source files; the calling thread is the only one that calls
  * HDF5 (Debian's build is not thread-safe). Messages go to stderr prefixed
  * "mtlora-pack:", as the program's own. */
+#include "mtlora/base/clock.h"
 #include "mtlora/io/pascal/pascal_pack.h"
 
 #include <dirent.h>
@@ -20,12 +21,6 @@
 #include "mtlora/io/shards/shard.h"
 
 #define ERRLEN 1024
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* ------------------------------------------------------------- packing */
 
@@ -174,7 +169,7 @@ int pascal_pack_split(const char *src, const char *out, const char *split, int64
             break;
         }
 
-    const double t0 = now_s();
+    const double t0 = mt_now_s();
     double last = t0;
     int64_t pos = 0, bytes = 0;
     const int tty = isatty(2);
@@ -203,7 +198,7 @@ int pascal_pack_split(const char *src, const char *out, const char *split, int64
                 bytes += (int64_t)r.jpeg_bytes;
                 shard_record_free(&r);
             }
-            const double t = now_s();
+            const double t = mt_now_s();
             if (!quiet && (t - last > 1.0 || pos + 1 == ntodo)) {
                 fprintf(stderr, "%s%s: %lld/%lld records, %.1f records/s, shard %lld/%lld%s",
                         tty ? "\r" : "", split, (long long)(pos + 1), (long long)ntodo,
@@ -234,7 +229,7 @@ int pascal_pack_split(const char *src, const char *out, const char *split, int64
         rc = 1;
     }
     if (!rc && !quiet) {
-        const double dt = now_s() - t0;
+        const double dt = mt_now_s() - t0;
         printf("packed %s: %lld records (%lld new) in %lld shards under %s, %.1f records/s, "
                "%.1f MB of JPEG\n",
                split, (long long)n, (long long)ntodo, (long long)nshards, out,

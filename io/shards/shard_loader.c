@@ -2,6 +2,7 @@
  * rank's next batches into a ring of slots while the trainer computes
  * (shard_loader.h). The consumer holds one slot at a time; the producer
  * fills the others in order. */
+#include "mtlora/base/clock.h"
 #include "mtlora/io/shards/shard_loader.h"
 
 #include <pthread.h>
@@ -45,12 +46,6 @@ struct shard_loader {
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* ---------------------------------------------------------- manifest */
 
@@ -336,7 +331,7 @@ mt_status loader_open(shard_loader **out, const loader_opts *o, char *err, size_
 
 mt_status loader_next(shard_loader *L, loader_batch **out, char *err, size_t errlen) {
     *out = NULL;
-    const double t0 = now_s();
+    const double t0 = mt_now_s();
     pthread_mutex_lock(&L->mu);
     if (L->held >= 0) { /* the caller is done with the previous batch */
         L->slots[L->held].state = SLOT_FREE;
@@ -353,7 +348,7 @@ mt_status loader_next(shard_loader *L, loader_batch **out, char *err, size_t err
         s->state = SLOT_HELD;
         L->held = (int)(s - L->slots);
         L->consumed++;
-        s->b.wait_s = now_s() - t0;
+        s->b.wait_s = mt_now_s() - t0;
         *out = &s->b;
     }
     pthread_mutex_unlock(&L->mu);

@@ -1,18 +1,12 @@
 /* train_step.c - one optimizer update (train_step.h). */
+#include "mtlora/base/clock.h"
 #include "mtlora/train/train_step.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mtlora/base/rng.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 mt_status train_state_init(train_state *s, mt_model *m, mt_ctx *ctx, const mt_config *c, int world,
                            long updates_per_epoch, char *err, size_t errlen) {
@@ -88,9 +82,9 @@ mt_status train_step(train_state *s, long update, train_batch_fn next_batch, voi
     for (int micro = 0; micro < acc; micro++) {
         train_batch tb;
         memset(&tb, 0, sizeof tb);
-        const double t0 = now_s();
+        const double t0 = mt_now_s();
         if ((st = next_batch(user, update, micro, &tb, err, errlen))) return st;
-        r->data_s += now_s() - t0;
+        r->data_s += mt_now_s() - t0;
         /* Dropout and drop path: a pure function of (run seed, micro-batch
          * number, rank), so a resumed run draws the same masks. */
         const uint64_t seed = mt_rng_mix64((s->seed << 32) ^ (uint64_t)(update * acc + micro)) +
