@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static mt_status name_tmp(atomic_file *af, const char *path, char *err, size_t errlen) {
@@ -94,4 +95,22 @@ mt_status atomic_write(const char *path, const void *data, size_t n, char *err, 
         return mt_errf(err, errlen, MT_ERR_IO, "%s: write failed: %s", path, strerror(e ? e : EIO));
     }
     return atomic_file_commit(&af, err, errlen);
+}
+
+mt_status mt_make_dirs(const char *path, char *err, size_t errlen) {
+    char buf[MT_PATH_MAX];
+    const size_t n = strlen(path);
+    if (n >= sizeof buf) return mt_errf(err, errlen, MT_ERR_ARG, "path too long: %s", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        const char keep = buf[i];
+        buf[i] = '\0';
+        struct stat sb;
+        if (mkdir(buf, 0777) != 0 && (errno != EEXIST || stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+            return mt_errf(err, errlen, MT_ERR_IO, "cannot create directory %s: %s", buf,
+                           strerror(errno == EEXIST ? ENOTDIR : errno));
+        buf[i] = keep;
+    }
+    return MT_OK;
 }

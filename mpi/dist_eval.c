@@ -9,16 +9,6 @@
 #include "mtlora/train/metrics.h"
 #include "trainer_internal.h"
 
-/* Adds task t's logits of the last forward against the batch's targets. */
-static mt_status update_meter(metrics_meter *meter, const mt_config *c, int t, const float *logits,
-                              const loader_batch *b) {
-    mt_targets tg;
-    train_targets_from_loader(c, b, &tg);
-    if (tg.labels[t])
-        return metrics_update_labels(meter, logits, b->n, c->num_outputs[t], c->img_size, tg.labels[t]);
-    return metrics_update_maps(meter, logits, b->n, c->num_outputs[t], c->img_size, tg.values[t]);
-}
-
 /* Rank 0: the reduced meters as one record. */
 static void report(trainer *s, metrics_meter *const *meter, long step, int epoch, long images, double t0) {
     const mt_config *c = &s->cfg;
@@ -68,8 +58,10 @@ int trainer_evaluate(trainer *s, long step, int epoch) {
         if (!b) break;
         watchdog_mark(&s->wd, "evaluating");
         if (mt_model_forward(s->m, s->ctx, b->images, b->n, 0, 0)) return trainer_fail(s, mt_ctx_error(s->ctx));
+        const metrics_targets tg = {.n = b->n, .semseg = b->semseg, .human_parts = b->human_parts,
+                                    .sal = b->sal, .edge = b->edge, .normals = b->normals};
         for (int t = 0; t < c->ntasks; t++)
-            if (update_meter(meter[t], c, t, mt_model_logits(s->m, t), b))
+            if (metrics_update_targets(meter[t], mt_model_logits(s->m, t), c->num_outputs[t], c->img_size, &tg))
                 return trainer_fail(s, metrics_error(meter[t]));
         images += b->n;
     }

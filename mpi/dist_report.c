@@ -1,13 +1,14 @@
 /* dist_report.c - see dist_report.h. */
 #include "mtlora/mpi/dist_report.h"
 
+#include "mtlora/io/atomic_file.h"
+
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* Whether the user watches a terminal. Open MPI gives every rank a pseudo
@@ -25,19 +26,6 @@ int terminal_output(void) {
     return tty;
 }
 
-/* mkdir -p: RUN.DIR may name folders that do not exist yet ("runs/x"). */
-static void make_dirs(const char *dir) {
-    char p[1100];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1; *c; c++)
-        if (*c == '/') {
-            *c = 0;
-            mkdir(p, 0777);
-            *c = '/';
-        }
-    mkdir(p, 0777); /* exists already, or fopen below says why not */
-}
-
 static FILE *open_append(const char *dir, const char *name, char *err, size_t errlen) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -53,7 +41,8 @@ mt_status reporter_open(reporter *R, const mt_config *c, int rank, int quiet, ch
     R->tty = progress == 'b' ? 1 : progress == 'l' ? 0 : terminal_output();
     if (rank) return MT_OK;
     if (c->run.dir[0]) {
-        make_dirs(c->run.dir);
+        mt_status st = mt_make_dirs(c->run.dir, err, errlen);
+        if (st) return st;
         if (!(R->jsonl = open_append(c->run.dir, "metrics.jsonl", err, errlen)) ||
             !(R->csv = open_append(c->run.dir, "metrics.csv", err, errlen)) ||
             !(R->eval_csv = open_append(c->run.dir, "eval.csv", err, errlen)))
@@ -61,7 +50,7 @@ mt_status reporter_open(reporter *R, const mt_config *c, int rank, int quiet, ch
         /* The effective configuration: saved, and printed once. */
         char path[1200];
         snprintf(path, sizeof path, "%s/config.yaml", c->run.dir);
-        mt_status st = mt_config_write_yaml(c, path, err, errlen);
+        st = mt_config_write_yaml(c, path, err, errlen);
         if (st) return st;
         if (!quiet) {
             printf("effective configuration (saved as %s):\n", path);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mtlora/io/atomic_file.h"
 #include "mtlora/io/image_codec.h"
 #include "mtlora/io/pascal/pascal_source.h"
 #include "mtlora/io/shards/shard.h"
@@ -120,8 +121,8 @@ int pascal_pack_split(const char *src, const char *out, const char *split, int64
         fprintf(stderr, "mtlora-pack: %s\n", err);
         return 1;
     }
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "mtlora-pack: %s: %s\n", out, strerror(errno));
+    if (mt_make_dirs(out, err, sizeof err)) {
+        fprintf(stderr, "mtlora-pack: %s\n", err);
         pascal_free_ids(ids, n);
         return 1;
     }

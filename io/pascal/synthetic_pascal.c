@@ -35,35 +35,11 @@ static const char *const SYN_DIRS[] = {
 
 /* ---- files ---------------------------------------------------------------- */
 
-static void errno_text(int e, char *buf, size_t n) {
-    if (strerror_r(e, buf, n) != 0) snprintf(buf, n, "errno %d", e);
-}
-
 static mt_status join_path(char *out, const char *dir, const char *a, const char *b, const char *c,
                            char *err, size_t errlen) {
     int len = snprintf(out, MT_PATH_MAX, "%s/%s%s%s", dir, a, b ? b : "", c ? c : "");
     if (len < 0 || len >= MT_PATH_MAX)
         return mt_errf(err, errlen, MT_ERR_ARG, "synthetic: path too long under %s", dir);
-    return MT_OK;
-}
-
-/* mkdir -p. */
-static mt_status make_dirs(const char *path, char *err, size_t errlen) {
-    char buf[MT_PATH_MAX], why[128];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) return mt_errf(err, errlen, MT_ERR_ARG, "synthetic: path too long: %s", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0') continue;
-        char keep = buf[i];
-        buf[i] = '\0';
-        struct stat sb;
-        if (mkdir(buf, 0777) != 0 && (errno != EEXIST || stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
-            errno_text(errno == EEXIST ? ENOTDIR : errno, why, sizeof why);
-            return mt_errf(err, errlen, MT_ERR_IO, "cannot create directory %s: %s", buf, why);
-        }
-        buf[i] = keep;
-    }
     return MT_OK;
 }
 
@@ -229,7 +205,7 @@ mt_status synthetic_pascal_write(const char *dir, const synthetic_opts *o, int q
     char path[MT_PATH_MAX];
     for (size_t i = 0; i < sizeof SYN_DIRS / sizeof SYN_DIRS[0]; i++) {
         st = join_path(path, dir, SYN_DIRS[i], NULL, NULL, err, errlen);
-        if (!st) st = make_dirs(path, err, errlen);
+        if (!st) st = mt_make_dirs(path, err, errlen);
         if (st) return st;
     }
     work_queue q = {.dir = dir, .o = o, .quiet = quiet};

@@ -1,4 +1,5 @@
 /* checkpoint.c - see checkpoint.h. */
+#include "mtlora/io/atomic_file.h"
 #include "mtlora/train/checkpoint.h"
 
 #include <dirent.h>
@@ -61,8 +62,8 @@ static int list_steps(const char *dir, long long *steps, int max) {
 mt_status ckpt_write(const char *dir, const ckpt_state *s, const param_bank *bank, const float *m,
                      const float *v, int keep, char *path_out, size_t path_len, char *err,
                      size_t errlen) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+    mt_status made = mt_make_dirs(dir, err, errlen);
+    if (made) return made;
     char path[4200];
     snprintf(path, sizeof path, "%s/ckpt-%08lld.safetensors", dir, (long long)s->step);
     int64_t state[9];

@@ -40,6 +40,10 @@ mt_status atomic_file_commit(atomic_file *af, char *err, size_t errlen);
  * after a failed open or commit and more than once. */
 void atomic_file_abort(atomic_file *af);
 
+/* mkdir -p: creates path and every missing parent; an existing directory
+ * is fine, anything else in the way is refused naming it. */
+mt_status mt_make_dirs(const char *path, char *err, size_t errlen);
+
 /* A whole buffer as one file: open, write, commit. */
 mt_status atomic_write(const char *path, const void *data, size_t n, char *err, size_t errlen);
 
