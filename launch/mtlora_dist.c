@@ -60,6 +60,9 @@ static void usage(FILE *f) {
             "                    when the output is a terminal)\n"
             "  --metrics-url URL also POST every record (JSON) there, from a background thread;\n"
             "                    a bearer token is read from MTLORA_METRICS_TOKEN\n"
+            "  --disable_amp     AMP_ENABLE False: every matmul in f32 (the official flag)\n"
+            "  --use-checkpoint  TRAIN.USE_CHECKPOINT True: recompute each Swin block's\n"
+            "                    activations in the backward (less memory, more time)\n"
             "  --resume auto     continue from the newest valid checkpoint in RUN.DIR (if any)\n"
             "  --resume FILE     continue from that checkpoint\n"
             "  SIGTERM / SIGUSR1: checkpoint at the end of the current step on every rank, exit 3\n");
@@ -82,6 +85,17 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
         else if (!strcmp(s, "--quiet")) a->quiet = 1;
         else if (!strcmp(s, "--bench")) a->bench = 1;
+        else if (!strcmp(s, "--disable_amp") || !strcmp(s, "--use-checkpoint")) {
+            /* the official flags, as the keys they stand for */
+            if (a->nopts == 64) {
+                if (!rank) fprintf(stderr, "mtlora_dist: --opts: more than 64 keys\n");
+                return 2;
+            }
+            const int amp = s[2] == 'd';
+            a->opts[a->nopts][0] = amp ? "AMP_ENABLE" : "TRAIN.USE_CHECKPOINT";
+            a->opts[a->nopts][1] = amp ? "False" : "True";
+            a->nopts++;
+        }
         else if (!strcmp(s, "--progress") && has) {
             const char *v = argv[++i];
             if (strcmp(v, "bar") && strcmp(v, "lines") && strcmp(v, "auto")) {
@@ -100,19 +114,10 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
             if (s[3] == 't') a->steps = (int)v;
             else a->seed = v, a->seed_set = 1;
         } else if (!strcmp(s, "--opts")) {
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) {
-                if (i + 2 >= argc || !strncmp(argv[i + 2], "--", 2)) {
-                    if (!rank) fprintf(stderr, "mtlora_dist: --opts: key '%s' has no value\n", argv[i + 1]);
-                    return 2;
-                }
-                if (a->nopts == 64) {
-                    if (!rank) fprintf(stderr, "mtlora_dist: --opts: more than 64 keys\n");
-                    return 2;
-                }
-                a->opts[a->nopts][0] = argv[i + 1];
-                a->opts[a->nopts][1] = argv[i + 2];
-                a->nopts++;
-                i += 2;
+            char err[256];
+            if (mt_opts_collect(argc, argv, &i, a->opts, &a->nopts, 64, err, sizeof err)) {
+                if (!rank) fprintf(stderr, "mtlora_dist: %s\n", err);
+                return 2;
             }
         } else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             if (!rank) usage(stdout);

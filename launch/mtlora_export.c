@@ -103,6 +103,7 @@ static int load_config(mt_config *cfg, const char *path, const char *const *opts
     }
     for (int k = 0; !st && k < nopts; k += 2) st = mt_config_set(cfg, opts[k], opts[k + 1], err, sizeof err);
     if (!st) st = mt_config_finalize(cfg, err, sizeof err);
+    cfg->amp_enable = 0; /* merging and export read the exact f32 weights */
     if (st) return failf(2, "%s", err);
     return 0;
 }

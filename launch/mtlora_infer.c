@@ -241,6 +241,7 @@ int main(int argc, char **argv) {
     if (!st && tasks) st = mt_config_set_tasks(&cfg, tasks, err, sizeof err);
     for (int k = 0; !st && k < nopts; k += 2) st = mt_config_set(&cfg, opts[k], opts[k + 1], err, sizeof err);
     if (!st) st = mt_config_finalize(&cfg, err, sizeof err);
+    cfg.amp_enable = 0; /* AMP is a training setting: predictions are exact f32 */
     if (st) { fprintf(stderr, "mtlora-infer: %s\n", err); return 2; }
     mt_ctx *ctx;
     if (mt_ctx_create(&ctx, err, sizeof err)) return fail(err);

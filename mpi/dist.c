@@ -25,6 +25,7 @@ static mt_status mpi_fail(char *err, size_t errlen, int rc, const char *what) {
 mt_status dist_init(dist_ctx *d, char *err, size_t errlen) {
     memset(d, 0, sizeof *d);
     d->frozen_win = MPI_WIN_NULL;
+    d->frozen_h_win = MPI_WIN_NULL;
     /* Errors come back as codes: a failed collective must be reported, not
      * abort inside the library without a word. */
     int rc = MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -48,6 +49,7 @@ mt_status dist_init(dist_ctx *d, char *err, size_t errlen) {
 void dist_free(dist_ctx *d) {
     /* Teardown: a failure here leaves nothing to save or report. */
     if (d->frozen_win != MPI_WIN_NULL) (void)MPI_Win_free(&d->frozen_win);
+    if (d->frozen_h_win != MPI_WIN_NULL) (void)MPI_Win_free(&d->frozen_h_win);
     if (d->node != MPI_COMM_NULL && d->node) (void)MPI_Comm_free(&d->node);
     if (d->sync != MPI_COMM_NULL && d->sync) (void)MPI_Comm_free(&d->sync);
     if (d->world != MPI_COMM_NULL && d->world) (void)MPI_Comm_free(&d->world);
@@ -75,35 +77,77 @@ mt_status dist_check_same(dist_ctx *d, uint64_t hash, const char *what, char *er
                    what, a, b);
 }
 
-mt_status dist_share_frozen(dist_ctx *d, mt_model *m, mt_ctx *ctx, char *err, size_t errlen) {
-    param_bank *bank = mt_model_bank(m);
-    const size_t n = bank->n_frozen;
-    const MPI_Aint bytes = d->node_rank == 0 ? (MPI_Aint)(n * sizeof(float)) : 0;
-    float *base = NULL;
-    int rc = MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, d->node, &base,
-                                     &d->frozen_win);
-    if (rc != MPI_SUCCESS) return mpi_fail(err, errlen, rc, "frozen weights: MPI_Win_allocate_shared");
+/* One node-shared window of `bytes` (allocated by the node's first rank),
+ * filled there by fill(user, base) while the others wait; *out is every
+ * rank's mapping of it. */
+static mt_status share_window(dist_ctx *d, size_t bytes, MPI_Win *win, void **out,
+                              void (*fill)(void *user, void *base), void *user, const char *what,
+                              char *err, size_t errlen) {
+    void *base = NULL;
+    int rc = MPI_Win_allocate_shared(d->node_rank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL,
+                                     d->node, &base, win);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, errlen, rc, what);
     MPI_Aint size;
     int disp;
-    rc = MPI_Win_shared_query(d->frozen_win, 0, &size, &disp, &d->frozen);
-    if (rc != MPI_SUCCESS) return mpi_fail(err, errlen, rc, "frozen weights: MPI_Win_shared_query");
-    if ((size_t)size != n * sizeof(float))
-        return mt_errf(err, errlen, MT_ERR_ARG, "frozen weights: window of %ld bytes, need %zu",
-                       (long)size, n * sizeof(float));
-    d->n_frozen = n;
+    rc = MPI_Win_shared_query(*win, 0, &size, &disp, out);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, errlen, rc, what);
+    if ((size_t)size != bytes)
+        return mt_errf(err, errlen, MT_ERR_ARG, "%s: window of %ld bytes, need %zu", what,
+                       (long)size, bytes);
     /* The node's first rank fills the window; the others wait, then map it. */
-    rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, d->frozen_win);
-    if (rc != MPI_SUCCESS) return mpi_fail(err, errlen, rc, "frozen weights: MPI_Win_lock_all");
-    if (d->node_rank == 0) memcpy(d->frozen, bank->frozen, n * sizeof(float));
-    rc = MPI_Win_sync(d->frozen_win);
+    rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, *win);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, errlen, rc, what);
+    if (d->node_rank == 0) fill(user, *out);
+    rc = MPI_Win_sync(*win);
     if (rc == MPI_SUCCESS) rc = MPI_Barrier(d->node);
-    if (rc == MPI_SUCCESS) rc = MPI_Win_sync(d->frozen_win);
-    const int unlock_rc = MPI_Win_unlock_all(d->frozen_win);
+    if (rc == MPI_SUCCESS) rc = MPI_Win_sync(*win);
+    const int unlock_rc = MPI_Win_unlock_all(*win);
     if (rc == MPI_SUCCESS) rc = unlock_rc;
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, errlen, rc, "frozen weights: MPI_Win_sync / MPI_Barrier on the node");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, errlen, rc, what);
+    return MT_OK;
+}
+
+static void fill_f32(void *user, void *base) {
+    const param_bank *bank = user;
+    memcpy(base, bank->frozen, bank->n_frozen * sizeof(float));
+}
+
+static void fill_bf16(void *user, void *base) {
+    const param_bank *bank = user;
+    mt_f32_to_bf16(base, bank->frozen, bank->n_frozen);
+}
+
+mt_status dist_share_frozen(dist_ctx *d, mt_model *m, mt_ctx *ctx, char *err, size_t errlen) {
+    param_bank *bank = mt_model_bank(m);
+    const size_t nh = mt_model_frozen_bf16_count(m);
+    const int need_f32 = mt_model_frozen_f32_needed(m); /* the same on every rank */
+    d->shared_bytes = 0;
+    if (nh) {
+        void *h = NULL;
+        MT_CHECK(share_window(d, nh * sizeof(mt_bf16), &d->frozen_h_win, &h, fill_bf16, bank,
+                              "frozen bf16 weights: shared window", err, errlen));
+        d->frozen_h = h;
+        d->n_frozen_h = nh;
+        d->shared_bytes += nh * sizeof(mt_bf16);
+        /* Rank 0 keeps its own f32 copy: the model files it writes
+         * (--save-trainable) then hold the exact weights, not bf16 ones. */
+        mt_status st = mt_model_use_frozen_bf16(m, ctx, d->frozen_h, 0, d->rank != 0, NULL);
+        if (st) return mt_errf(err, errlen, st, "frozen weights: %s", mt_ctx_error(ctx));
+        if (!need_f32) return MT_OK;
+    }
+    const size_t n = bank->n_frozen;
+    void *f = NULL;
+    MT_CHECK(share_window(d, n * sizeof(float), &d->frozen_win, &f, fill_f32, bank,
+                          "frozen weights: shared window", err, errlen));
+    d->frozen = f;
+    d->n_frozen = n;
+    d->shared_bytes += n * sizeof(float);
     mt_status st = mt_model_use_frozen(m, ctx, d->frozen, 0);
     if (st) return mt_errf(err, errlen, st, "frozen weights: %s", mt_ctx_error(ctx));
+    if (nh) { /* the bf16 copy stays the shared one, not the f32 values' */
+        st = mt_model_use_frozen_bf16(m, ctx, d->frozen_h, 0, 0, NULL);
+        if (st) return mt_errf(err, errlen, st, "frozen weights: %s", mt_ctx_error(ctx));
+    }
     return MT_OK;
 }
 

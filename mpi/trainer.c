@@ -225,7 +225,12 @@ static int bench_report(trainer *s) {
            worst[0] > 0 ? 100.0 * worst[2] / worst[0] : 0.0);
     printf("bench: the same allreduce without overlap %.4f s; hidden behind the backward %.1f%%\n",
            worst[3], worst[3] > 0 ? 100.0 * (1.0 - worst[1] / worst[3]) : 0.0);
-    printf("bench: %.3f images/s\n", worst[0] > 0 ? s->cfg.batch_size * s->d->size / worst[0] : 0.0);
+    printf("bench: %.3f images/s (%.3f per rank)\n",
+           worst[0] > 0 ? s->cfg.batch_size * s->d->size / worst[0] : 0.0,
+           worst[0] > 0 ? s->cfg.batch_size / worst[0] : 0.0);
+    printf("bench: precision: %s\n", mt_model_precision(s->m).note);
+    printf("bench: node-shared frozen weights %.1f MB per node, %.1f MB per rank\n",
+           1e-6 * (double)s->d->shared_bytes, 1e-6 * (double)s->d->shared_bytes / s->d->node_size);
     fflush(stdout);
     return 0;
 }
@@ -270,8 +275,9 @@ static void print_banner(trainer *s) {
     for (int t = 0; t < c->ntasks; t++) printf(" %s", c->tasks[t]);
     printf("; %zu trainable values (%.1f MB allreduced per step), frozen encoder %.1f MB per "
            "node in shared memory (%.1f MB per rank)\n",
-           bank->n_trainable, 4e-6 * (double)bank->n_trainable, 4e-6 * (double)bank->n_frozen,
-           4e-6 * (double)bank->n_frozen / s->d->node_size);
+           bank->n_trainable, 4e-6 * (double)bank->n_trainable, 1e-6 * (double)s->d->shared_bytes,
+           1e-6 * (double)s->d->shared_bytes / s->d->node_size);
+    printf("mtlora_dist: precision: %s\n", mt_model_precision(s->m).note);
 }
 
 static int set_up(trainer *s) {

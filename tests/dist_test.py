@@ -3,7 +3,9 @@
 1. Equivalence (as PyTorch DDP's _test_DDP_niter): 2 ranks with batch b end
    with the same trainable values as 1 rank with batch 2b after several
    steps (synthetic batches with every label valid, dropout and drop path
-   off, synchronised batch norm, LR without linear scaling).
+   off, synchronised batch norm, LR without linear scaling), in f32 (AMP
+   off); in bf16 (AMP.MATMUL bf16) within bf16 rounding; and 16 ranks
+   (oversubscribed) x batch 1 as 1 rank x batch 16, in f32 and in bf16.
 2. Distributed evaluation: 1, 2 and 3 ranks report the same scores.
 3. Learning: 2 ranks on packed synthetic shards, the loss falls and the
    validation metrics improve.
@@ -57,8 +59,11 @@ def noise_driven(name):
 def main():
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
+    # AMP off: the 1e-3 bound below is float-ordering noise in f32; with bf16
+    # matmuls (AMP's default where the CPU has them) a different split of the
+    # batch rounds other activations to bf16, 2.8e-3 here (check_bf16).
     common = ["--synthetic-data", "--steps", "6", "--quiet", "--opts", "TRAIN.WARMUP_EPOCHS", "0",
-              "RUN.LR_SCALING", "False", "RUN.SYNC_BN", "True"]
+              "RUN.LR_SCALING", "False", "RUN.SYNC_BN", "True", "AMP_ENABLE", "False"]
     one, two = os.path.join(WORK, "one.safetensors"), os.path.join(WORK, "two.safetensors")
     mpirun(1, *common, "DATA.BATCH_SIZE", "4", "--save-trainable", one)
     mpirun(2, *common, "DATA.BATCH_SIZE", "2", "--save-trainable", two)
@@ -86,9 +91,10 @@ def main():
 
     # gradient accumulation (summed over micro-batches as the official loop,
     # reduced once per update): 2 ranks x batch 2 x 2 micro-batches equal
-    # 1 rank x batch 4 x 2 micro-batches. Two updates: AdamW turns rounding
-    # differences in near-zero gradients (zero-initialised LoRA B) into
-    # sign flips that grow with every further step.
+    # 1 rank x batch 4 x 2 micro-batches, in f32 as above (`common` has AMP
+    # off). Two updates: AdamW turns rounding differences in near-zero
+    # gradients (zero-initialised LoRA B) into sign flips that grow with
+    # every further step.
     two_steps = [x if x != "6" else "2" for x in common]
     acc1, acc2, noacc = (os.path.join(WORK, n + ".safetensors") for n in ("acc1", "acc2", "noacc"))
     mpirun(1, *two_steps, "DATA.BATCH_SIZE", "4", "TRAIN.ACCUMULATION_STEPS", "2", "--save-trainable", acc1)
@@ -103,6 +109,7 @@ def main():
     assert worst_acc < 1e-3, worst_acc
     assert differs > 1e-2, "accumulation had no effect"
 
+    check_bf16_and_scaling(init)
     check_adapter_kinds()
     check_pretrained()
     shards = pack_synthetic()
@@ -124,6 +131,103 @@ def main():
 TASKS4 = "[semseg, human_parts, sal, normals]"
 
 
+def precision_note(out):
+    """rank 0's `mtlora_dist: precision: ...` line (printed without --quiet)"""
+    lines = [l for l in out.splitlines() if l.startswith("mtlora_dist: precision:")]
+    assert len(lines) == 1, "expected one precision line from rank 0:\n" + out
+    return lines[0]
+
+
+def compare_runs(x, y, init):
+    """(worst element over its tensor's maximum, as main(); the whole trainable
+    set's difference over how far training moved it from init)"""
+    a, b, c = read_safetensors(x), read_safetensors(y), read_safetensors(init)
+    keys = [k for k in a if not noise_driven(k)]
+    worst = max(float(np.abs(a[k] - b[k]).max() / (np.abs(a[k]).max() + 1e-12)) for k in keys)
+    sq = lambda d: sum(float(np.sum(np.square(d[k].astype(np.float64)))) for k in keys)  # noqa: E731
+    diff = np.sqrt(sq({k: a[k] - b[k] for k in keys}) / sq({k: a[k] - c[k] for k in keys}))
+    return worst, float(diff)
+
+
+def check_bf16_and_scaling(init):
+    """bf16 matmuls (AMP.MATMUL bf16) keep N ranks x batch b equal to 1 rank x
+    batch Nb, within bf16 rounding; and 16 ranks (oversubscribed, one thread
+    each) x batch 1 equal 1 rank x batch 16 after 4 steps, in f32 under
+    main()'s bound and in bf16 under the bf16 one.
+
+    AdamW's eps is 1e-3 here (1e-8 by default): with 1e-8 the first update
+    of every element is +-LR whatever its gradient's size, so elements whose
+    gradient is rounding noise take full steps of random sign and the
+    trajectories part; over seeds 0-5 the f32 worst element reached 1.3e-2
+    at 2 ranks and 0.23 at 16 (bf16: 0.25 and 0.46). With 1e-3 a gradient
+    far below eps moves its element in proportion, so noise stays noise (f32,
+    16 ranks, seeds 0-5: at most 2.9e-4); and the update is no longer blind
+    to the gradient's scale, so a sum reduced as a mean would show.
+
+    bf16 is judged on the whole trainable set: |one - many| / |one - init|
+    over all tensors. A single element still flips with a bf16 rounding of
+    its inputs (worst element over seeds 0-5, eps 1e-3: 1.6e-2 at 2 ranks x 6
+    steps, 0.10 at 16 ranks x 4 steps), but the set moves together: at most
+    7.8e-4 (2 ranks) and 1.27e-2 (16 ranks) over the seeds, 3.6e-6 and
+    1.7e-3 at seed 0 here (AMX). The bounds, 5e-3 and 5e-2, are 4-6x those;
+    16 ranks without the allreduce (1 rank x batch 1) measure 0.77."""
+    import time
+    t0 = time.time()
+    base = ["--synthetic-data", "--opts", "TRAIN.WARMUP_EPOCHS", "0", "RUN.LR_SCALING", "False",
+            "RUN.SYNC_BN", "True", "TRAIN.OPTIMIZER.EPS", "1e-3"]
+    f32, bf16 = ["AMP_ENABLE", "False"], ["AMP_ENABLE", "True", "AMP.MATMUL", "bf16"]
+
+    def pair(n, b, steps, amp, tag):
+        one, many = (os.path.join(WORK, "%s_%d.safetensors" % (tag, k)) for k in (1, n))
+        opts = ["--steps", str(steps), *base, *amp]
+        notes = [precision_note(mpirun(1, *opts, "DATA.BATCH_SIZE", str(n * b), "--save-trainable", one)),
+                 precision_note(mpirun(n, *opts, "DATA.BATCH_SIZE", str(b), "--save-trainable", many))]
+        return compare_runs(one, many, init), notes, one
+
+    # 2 ranks x batch 2 in bf16 (main()'s pair, 6 steps)
+    (worst2, diff2), notes, _ = pair(2, 2, 6, bf16, "bf16x2")
+    have_bf16 = all("matmuls in bf16" in n for n in notes)
+    if have_bf16:
+        print("bf16: 2 ranks x batch 2 vs 1 rank x batch 4 after 6 steps: set diff %.3g (bound 5e-3), "
+              "worst element %.3g (not bounded)" % (diff2, worst2))
+        assert diff2 < 5e-3, "bf16: 2 ranks x batch 2 differ from 1 rank x batch 4: %g" % diff2
+    else:  # no bf16 matmul on this CPU: the runs were f32, nothing bf16 to check
+        print("bf16: SKIPPED, this CPU ran f32 (%s)" % notes[0])
+
+    # 16 ranks x batch 1 against 1 rank x batch 16, f32
+    (worst16, diff16), notes, one16 = pair(16, 1, 4, f32, "f32x16")
+    assert all("AMP off" in n for n in notes), notes
+    print("scaling f32: 16 ranks x batch 1 vs 1 rank x batch 16 after 4 steps: worst element %.3g "
+          "(bound 1e-3), set diff %.3g" % (worst16, diff16))
+    assert worst16 < 1e-3, "16 ranks x batch 1 differ from 1 rank x batch 16: %g" % worst16
+    # the control: what 16 ranks would give without the allreduce
+    alone = os.path.join(WORK, "f32x16_alone.safetensors")
+    mpirun(1, "--steps", "4", "--quiet", *base, *f32, "DATA.BATCH_SIZE", "1", "--save-trainable", alone)
+    ctrl_worst, ctrl_diff = compare_runs(one16, alone, init)
+    print("scaling control: 1 rank x batch 1 vs 1 rank x batch 16: worst element %.3g, set diff %.3g"
+          % (ctrl_worst, ctrl_diff))
+    assert ctrl_diff > 0.25 and ctrl_worst > 1e-1, "the comparison cannot tell a missing allreduce"
+    if have_bf16:
+        (worst16b, diff16b), notes, _ = pair(16, 1, 4, bf16, "bf16x16")
+        assert all("matmuls in bf16" in n for n in notes), notes
+        print("scaling bf16: 16 ranks x batch 1 vs 1 rank x batch 16 after 4 steps: set diff %.3g "
+              "(bound 5e-2), worst element %.3g (not bounded)" % (diff16b, worst16b))
+        assert diff16b < 5e-2, "bf16: 16 ranks x batch 1 differ from 1 rank x batch 16: %g" % diff16b
+    # the official flags: --disable_amp is AMP_ENABLE False, --use-checkpoint
+    # recomputes activations and changes no number (f32)
+    plain, ckpt = (os.path.join(WORK, "flags_%s.safetensors" % k) for k in ("plain", "ckpt"))
+    out = mpirun(2, "--steps", "2", *base, "DATA.BATCH_SIZE", "1", "--disable_amp",
+                 "--save-trainable", plain)
+    assert "AMP off" in precision_note(out), precision_note(out)
+    mpirun(2, "--steps", "2", *base, "DATA.BATCH_SIZE", "1", "--disable_amp", "--use-checkpoint",
+           "--save-trainable", ckpt)
+    a, b = read_safetensors(plain), read_safetensors(ckpt)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), \
+        "--use-checkpoint changed the trained values"
+    print("flags: --disable_amp runs f32; --use-checkpoint ends bit-identical (%d tensors)" % len(a))
+    print("bf16 and 16-rank checks: %.1f s" % (time.time() - t0))
+
+
 def check_adapter_kinds():
     """MTL-LoRA and CGC-LoRA train through mtlora_dist by config alone: their
     gradients (cgc's gate included) are allreduced like the rest (2 ranks x
@@ -135,8 +239,11 @@ def check_adapter_kinds():
     # biases of noise_driven)
     for kind, extra in (("mtl_lora", ["MODEL.ADAPTER.FC2", "lora", "MODEL.ADAPTER.MTL_LORA.TAU", "1.0"]),
                         ("cgc_lora", ["MODEL.ADAPTER.CGC_LORA.GATE_DIM", "8"])):
+        # AMP off: 1 rank against 2 under the f32 bound (as main()'s); the
+        # resume below is bit-identical in bf16 too (check_resume runs in it)
         common = ["--synthetic-data", "--steps", "4", "--quiet", "--opts", "TRAIN.WARMUP_EPOCHS", "0",
-                  "RUN.LR_SCALING", "False", "RUN.SYNC_BN", "True", "MODEL.ADAPTER.KIND", kind,
+                  "RUN.LR_SCALING", "False", "RUN.SYNC_BN", "True", "AMP_ENABLE", "False",
+                  "MODEL.ADAPTER.KIND", kind,
                   "MODEL.ADAPTER.MTL_LORA.DROPOUT", "0", "MODEL.ADAPTER.CGC_LORA.DROPOUT", "0", *extra]
         one, two = (os.path.join(WORK, "%s_%d.safetensors" % (kind, n)) for n in (1, 2))
         mpirun(1, *common, "DATA.BATCH_SIZE", "4", "--save-trainable", one)

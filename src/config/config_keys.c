@@ -53,6 +53,7 @@ static const char *const ADAPTER_KINDS[] = {"mtlora", "lora", "mtl_lora", "cgc_l
 /* "": the layer takes MODEL.ADAPTER.KIND */
 static const char *const LAYER_KINDS[] = {"", "none", "mtlora", "lora", "mtl_lora", "cgc_lora", NULL};
 static const char *const LAMBDAS[] = {"full", "diag", NULL};
+static const char *const AMP_MATMUL[] = {"auto", "bf16", "f32", NULL};
 static const char *const SCHEDULERS[] = {"cosine", NULL};
 #define LAYER_NOTE "empty: MODEL.ADAPTER.KIND"
 
@@ -167,7 +168,7 @@ const mt_key MT_KEYS[] = {
     FLOAT("TRAIN.CLIP_GRAD", clip_grad, 5.0, ANY),
     IGNORE("TRAIN.AUTO_RESUME"),
     INT("TRAIN.ACCUMULATION_STEPS", accumulation_steps, 1, AT_LEAST(1)),
-    IGNORE("TRAIN.USE_CHECKPOINT"),
+    BOOL("TRAIN.USE_CHECKPOINT", use_checkpoint, 0),
     STR("TRAIN.LR_SCHEDULER.NAME", lr_scheduler, "cosine", ONE_OF(SCHEDULERS)),
     IGNORE("TRAIN.LR_SCHEDULER.DECAY_EPOCHS"),
     IGNORE("TRAIN.LR_SCHEDULER.DECAY_RATE"),
@@ -188,7 +189,8 @@ const mt_key MT_KEYS[] = {
     IGNORE("AUG.*"),
     IGNORE("TEST.*"),
     IGNORE("ENABLE_AMP"),
-    IGNORE("AMP_ENABLE"),
+    BOOL("AMP_ENABLE", amp_enable, 1),
+    STR("AMP.MATMUL", amp_matmul, "auto", NOTED(ONE_OF(AMP_MATMUL), "auto: bf16 where it is faster than f32")),
     IGNORE("AMP_OPT_LEVEL"),
     IGNORE("OUTPUT"),
     IGNORE("TAG"),

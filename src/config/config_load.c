@@ -428,3 +428,17 @@ mt_status mt_config_set_tasks(mt_config *cfg, const char *list, char *err, size_
     }
     return set_tasks_from_names(cfg, names, n, "--tasks", err, errlen);
 }
+
+mt_status mt_opts_collect(int argc, char **argv, int *i, const char *opts[][2], int *n, int cap,
+                          char *err, size_t errlen) {
+    while (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2)) {
+        if (*i + 2 >= argc || !strncmp(argv[*i + 2], "--", 2))
+            return fail(err, errlen, MT_ERR_ARG, "--opts: key '%s' has no value", argv[*i + 1]);
+        if (*n >= cap) return fail(err, errlen, MT_ERR_ARG, "--opts: more than %d keys", cap);
+        opts[*n][0] = argv[*i + 1];
+        opts[*n][1] = argv[*i + 2];
+        (*n)++;
+        *i += 2;
+    }
+    return MT_OK;
+}

@@ -6,6 +6,7 @@
  * on the [B*hw, dim] tokens; oneDNN reorders move between token and NCHW
  * layouts (and into the concatenation's channel slices) without copies of
  * our own. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "model_internal.h"
@@ -59,10 +60,28 @@ mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training) 
                                d->bn_running_var, a->conv1, d->bn_w.v, d->bn_b.v, B, C4, hw0,
                                training, 0.1f));
     if (training) d->bn_tracked++;
-    MT_CHECK(relu_forward(ctx, a->relu, a->bn, nh));
+    MT_CHECK(relu_forward(ctx, a->relu, a->bn, nh)); /* in place: relu == bn (model_acts.c) */
     MT_CHECK(conv2d_forward(ctx, a->conv2, a->relu, d->c2_w.v, d->c2_b.v, B, C4, h0, h0, d->K, 1,
                             1, 0));
     return resize_bilinear_forward(ctx, a->logits, a->conv2, B, d->K, h0, h0, m->S, m->S);
+}
+
+mt_status decoder_recompute(mt_ctx *ctx, mt_model *m, int t, int B) {
+    task_decoder *d = &m->dec[t];
+    const size_t c4 = (size_t)4 * d->csum;
+    /* (2, 4 csum) the running statistics, which a second training forward
+     * would move again: put back afterwards */
+    float *keep = malloc(2 * c4 * sizeof(float));
+    if (!keep) return mt_fail(ctx, MT_ERR_NOMEM, "decoder_recompute: out of memory");
+    memcpy(keep, d->bn_running_mean, c4 * sizeof(float));
+    memcpy(keep + c4, d->bn_running_var, c4 * sizeof(float));
+    const int64_t tracked = d->bn_tracked;
+    mt_status st = decoder_forward(ctx, m, t, B, 1);
+    memcpy(d->bn_running_mean, keep, c4 * sizeof(float));
+    memcpy(d->bn_running_var, keep + c4, c4 * sizeof(float));
+    d->bn_tracked = tracked;
+    free(keep);
+    return st;
 }
 
 mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
@@ -77,8 +96,9 @@ mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
     mt_zero(w->d_relu, nh);
     MT_CHECK(conv2d_backward(ctx, w->d_relu, d->c2_w.g, d->c2_b.g, w->d_conv2, a->relu, d->c2_w.v,
                              B, C4, h0, h0, d->K, 1, 1, 0));
-    mt_zero(w->d_bn, nh);
-    MT_CHECK(relu_backward(ctx, w->d_bn, w->d_relu, a->bn, nh));
+    /* in place (w->d_bn is w->d_relu); a->bn holds the ReLU's output (in
+     * place too): positive where its input was */
+    MT_CHECK(relu_backward_ex(ctx, w->d_bn, w->d_relu, a->relu, nh, 0));
     mt_zero(w->d_conv1, nh);
     MT_CHECK(batchnorm_backward(ctx, w->d_conv1, d->bn_w.g, d->bn_b.g, w->d_bn, a->conv1,
                                 a->bn_mean, a->bn_var, d->bn_w.v, d->bn_b.v, B, C4, hw0));

@@ -19,6 +19,7 @@ void mt_model_destroy(mt_model *m) {
         free(m->a.blocks[s]);
     }
     param_bank_free(&m->bank);
+    model_precision_free(m);
     free(m->adapter_mem);
     free(m->reported);
     free(m);
@@ -66,6 +67,7 @@ mt_status mt_model_create(mt_model **out, mt_ctx *ctx, const mt_config *cfg, uin
         }
     if ((st = model_init_params(m, ctx, seed))) goto fail;
     if ((st = adapter_alloc(m, ctx))) goto fail;
+    if ((st = model_precision_init(m, ctx))) goto fail;
     if (!m->task_paths && m->cfg.mtlora.enabled) {
         /* fc2 without task terms: the proj and fc1 task terms exist but
          * their outputs are dropped, so they never get a gradient. */
@@ -127,7 +129,11 @@ static mt_status merge_forward(mt_ctx *ctx, const swin_stage *st, merge_acts *ma
     MT_CHECK(patch_merge_gather_forward(ctx, ma->gath, src, B, st->H, st->W, C));
     MT_CHECK(layernorm_forward(ctx, ma->normed, ma->mean, ma->var, ma->gath, st->mnorm_w.v,
                                st->mnorm_b.v, mrows, 4 * C));
-    MT_CHECK(linear_forward(ctx, ma->out, ma->normed, red->w.v, NULL, mrows, 4 * C, 2 * C));
+    if (red->w.h)
+        MT_CHECK(linear_bf16_forward(ctx, ma->out, NULL, ma->normed, red->w.h, NULL, mrows, 4 * C,
+                                     2 * C));
+    else
+        MT_CHECK(linear_forward(ctx, ma->out, ma->normed, red->w.v, NULL, mrows, 4 * C, 2 * C));
     if (!red->r) return MT_OK;
     MT_CHECK(lora_dropout_apply(ctx, ma->normed_drop, ma->normed, (size_t)mrows * 4 * C,
                                 red->dropout, training, seed, site));
@@ -144,8 +150,12 @@ static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_a
     mt_zero(w->m_normed, nn);
     MT_CHECK(shared_lora_backward(ctx, red, w->m_normed, w->m_normed_drop, 0, d_out,
                                   ma->normed_drop, ma->mid, mrows, training, seed, site));
-    MT_CHECK(linear_backward(ctx, w->m_normed, red->w.g, NULL, d_out, ma->normed, red->w.v, mrows,
-                             4 * C, 2 * C));
+    if (red->w.h)
+        MT_CHECK(linear_bf16_backward_data(ctx, w->m_normed, d_out, red->w.h, mrows, 4 * C, 2 * C,
+                                           1));
+    else
+        MT_CHECK(linear_backward(ctx, w->m_normed, red->w.g, NULL, d_out, ma->normed, red->w.v,
+                                 mrows, 4 * C, 2 * C));
     mt_zero(w->m_gath, nn);
     MT_CHECK(layernorm_backward(ctx, w->m_gath, st->mnorm_w.g, st->mnorm_b.g, w->m_normed, ma->gath,
                                 ma->mean, ma->var, st->mnorm_w.v, st->mnorm_b.v, mrows, 4 * C));
@@ -166,6 +176,7 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
     const mt_config *c = &m->cfg;
     model_acts *a = &m->a;
     MT_CHECK(adapter_prepare(m, ctx));
+    MT_CHECK(model_precision_prepare(m, ctx));
     patch_embed_weights pw = {m->pe_w.v, m->pe_b.v, m->pe_nw.v, m->pe_nb.v};
     MT_CHECK(patch_embed_forward(ctx, a->pe_out, a->pe_conv, a->pe_mean, a->pe_var, images, pw, B,
                                  c->in_chans, m->S, m->S, c->embed_dim, c->patch_size));
@@ -178,6 +189,8 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
     for (int s = 0; s < m->L; s++) {
         const swin_stage *st = &m->stages[s];
         for (int b = 0; b < st->depth; b++) {
+            /* with m->acts_shared (TRAIN.USE_CHECKPOINT) only out / out_t are the
+             * block's own: the rest lands in the area the next block overwrites */
             MT_CHECK(swin_block_forward(ctx, &st->blocks[b], &a->blocks[s][b], a, x, Be, training,
                                         seed));
             x = a->blocks[s][b].out;
@@ -273,6 +286,9 @@ void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user) {
 mt_status mt_model_use_frozen(mt_model *m, mt_ctx *ctx, float *frozen, int copy) {
     if (!m || !frozen) return mt_fail(ctx, MT_ERR_ARG, "mt_model_use_frozen: NULL argument");
     if (frozen == m->bank.frozen) return MT_OK;
+    if (m->frozen_f32_released)
+        return mt_fail(ctx, MT_ERR_ARG, "mt_model_use_frozen: the frozen weights are bf16 only");
+    m->frozen_h_fresh = 0;
     if (copy) memcpy(frozen, m->bank.frozen, sizeof(float) * m->bank.n_frozen);
     if (!m->bank.frozen_external) free(m->bank.frozen);
     m->bank.frozen = frozen;
@@ -309,9 +325,15 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
     grad_work *w = &m->w;
     memset(m->reported, 0, (size_t)m->bank.count);
     adapter_zero_grads(m);
-    for (int t = 0; t < m->T; t++) {
+    for (int k = 0; k < m->T; k++) {
+        /* with recompute the tasks' decoders share one area, which the
+         * forward left holding the last task's: that one goes first, every
+         * other runs its forward again (the tasks' gradients are apart, so
+         * the order changes no number) */
+        const int t = m->acts_shared ? (m->T - 1 + k) % m->T : k;
         for (int s = 0; s < m->L; s++)
             mt_zero(w->d_feat[t][s], (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
+        if (m->acts_shared && k > 0) MT_CHECK(decoder_recompute(ctx, m, t, B));
         MT_CHECK(decoder_backward(ctx, m, t, B));
         if (m->grad_ready) m->grad_ready(m->grad_ready_user, 0, 0);
     }
@@ -335,6 +357,10 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                 for (int t = 0; t < m->T; t++)
                     mt_add_inplace(dc + t * path_off, w->d_feat[t][s], fs);
             mt_zero(dp, n);
+            const float *src = a->blocks[s][st->depth - 1].out; /* (Be, H*W, C) kept */
+            if (m->acts_shared)
+                MT_CHECK(merge_forward(ctx, st, &a->merge[s][0], src, Be, training, seed,
+                                       merge_site(s, 0)));
             MT_CHECK(merge_backward(ctx, st, &a->merge[s][0], w, dp, dc, Be, training, seed,
                                     merge_site(s, 0)));
             float *tmp = dc; dc = dp; dp = tmp;
@@ -347,6 +373,10 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
             for (int t = 0; t < m->T; t++) {
                 if (st->has_merge) {
                     mt_zero(w->d_out_t[t], n);
+                    if (m->acts_shared)
+                        MT_CHECK(merge_forward(ctx, st, &a->merge[s][1 + t],
+                                               a->blocks[s][st->depth - 1].out_t[t], B, training,
+                                               seed, merge_site(s, 1 + t)));
                     MT_CHECK(merge_backward(ctx, st, &a->merge[s][1 + t], w, w->d_out_t[t],
                                             w->d_feat[t][s], B, training, seed,
                                             merge_site(s, 1 + t)));
@@ -361,6 +391,15 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                                 : m->P > 1 ? a->pe_rep : a->pe_out;
             mt_zero(dp, n);
             const swin_block *blk = &st->blocks[b];
+            /* TRAIN.USE_CHECKPOINT: later blocks overwrote this one's inner
+             * activations, so its forward runs again on the kept input with
+             * the same seed (dropout and drop-path masks are functions of seed
+             * and site): the forward's numbers, out / out_t rewritten with the
+             * same values. The decoders share the area too, so every block
+             * runs again, the model's last included. */
+            if (m->acts_shared)
+                MT_CHECK(swin_block_forward(ctx, blk, &a->blocks[s][b], a, x_in, Be, training,
+                                            seed));
             MT_CHECK(swin_block_backward(ctx, blk, &a->blocks[s][b], w, x_in, dp, dc,
                                          b == st->depth - 1 ? w->d_out_t : NULL, Be, training,
                                          seed));

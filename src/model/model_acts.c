@@ -2,7 +2,17 @@
  *
  * Both arenas are laid out by one function run twice: once to measure,
  * once to hand out pointers into a single allocation, so the list of
- * buffers is written once. */
+ * buffers is written once.
+ *
+ * Activation recompute (TRAIN.USE_CHECKPOINT, as torch.utils.checkpoint
+ * per block in the official Swin): a block keeps only what is read from
+ * outside it, its output `out` (the next block's or merge's input) and the
+ * task outputs out_t[t] (a merge's input, the decoders' features). Every
+ * other block_acts tensor of every block, every merge's but its output, and
+ * every task decoder's but its logits are laid out from the start of one
+ * area sized for the largest of them, at the end of the arena; the forward
+ * overwrites it layer after layer and the backward re-runs each layer's
+ * forward into it (mt_model_backward). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +23,7 @@ typedef struct {
     size_t used;
 } arena;
 
+/* nfloats from a, 64-byte aligned (and every size a multiple of 64). */
 static float *take(arena *a, size_t nfloats) {
     size_t bytes = (nfloats * sizeof(float) + 63) & ~(size_t)63;
     float *p = a->base ? (float *)(a->base + a->used) : NULL;
@@ -20,8 +31,10 @@ static float *take(arena *a, size_t nfloats) {
     return p;
 }
 
-/* Every buffer's shape is written at its field in model_internal.h. */
-static void layout_acts(mt_model *m, arena *ar, int B) {
+/* Every buffer's shape is written at its field in model_internal.h. sh:
+ * the shared recompute area, or NULL to give every block its own tensors;
+ * returns the bytes the shared area needs (0 without it). */
+static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
     model_acts *a = &m->a;
     const mt_config *c = &m->cfg;
     size_t rows0 = (size_t)B * m->grid0 * m->grid0;
@@ -32,7 +45,7 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
     /* the encoder runs every path as one batch of P * B images */
     const size_t Be = (size_t)m->P * B;
     a->pe_rep = m->P > 1 ? take(ar, Be * m->grid0 * m->grid0 * c->embed_dim) : NULL;
-    size_t max_n = 0, max_n4 = 0;
+    size_t max_n = 0, max_n4 = 0, sh_bytes = 0;
     for (int s = 0; s < m->L; s++) {
         swin_stage *st = &m->stages[s];
         size_t rows = Be * st->H * st->W, C = (size_t)st->dim;
@@ -43,59 +56,69 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
             const swin_block *blk = &st->blocks[b];
             block_acts *ba = &a->blocks[s][b];
             size_t N = (size_t)blk->ws * blk->ws, nwb = rows / N;
-            ba->ln1 = take(ar, n);
-            ba->mean1 = take(ar, rows);
-            ba->var1 = take(ar, rows);
-            ba->win = take(ar, n);
-            ba->win_drop = blk->qkv.r && blk->qkv.dropout > 0 ? take(ar, n) : ba->win;
-            ba->qkv = take(ar, 3 * n);
-            ba->mid_qkv = blk->qkv.r ? take(ar, rows * blk->qkv.r) : NULL;
-            ba->probs = take(ar, nwb * blk->heads * N * N);
-            ba->ctx = take(ar, n);
-            ba->ctx_drop = blk->proj.r && blk->proj.dropout > 0 ? take(ar, n) : ba->ctx;
-            ba->mid_proj = blk->proj.r ? take(ar, rows * blk->proj.r) : NULL;
-            ba->x1 = take(ar, n);
-            ba->ln2 = take(ar, n);
-            ba->mean2 = take(ar, rows);
-            ba->var2 = take(ar, rows);
-            ba->ln2_drop = blk->fc1.r && blk->fc1.dropout > 0 ? take(ar, n) : ba->ln2;
-            ba->mid_fc1 = blk->fc1.r ? take(ar, rows * blk->fc1.r) : NULL;
-            ba->fc1 = take(ar, rows * hid);
-            ba->gelu = take(ar, rows * hid);
-            ba->gelu_drop = blk->fc2.r && blk->fc2.dropout > 0 ? take(ar, rows * hid) : ba->gelu;
-            ba->mid_fc2 = blk->fc2.r ? take(ar, rows * blk->fc2.r) : NULL;
-            ba->out = take(ar, n);
-            const int has_pt = blk->ntask && blk->proj.ntask, has_ft = blk->ntask && blk->fc1.ntask;
+            /* the block's inner tensors: its own, or the shared area's start */
+            arena *in = sh ? sh : ar;
+            if (sh) sh->used = 0;
+            ba->ln1 = take(in, n);
+            ba->mean1 = take(in, rows);
+            ba->var1 = take(in, rows);
+            ba->win = take(in, n);
+            ba->win_drop = blk->qkv.r && blk->qkv.dropout > 0 ? take(in, n) : ba->win;
+            ba->qkv = take(in, 3 * n);
+            ba->mid_qkv = blk->qkv.r ? take(in, rows * blk->qkv.r) : NULL;
+            ba->probs = take(in, nwb * blk->heads * N * N);
+            ba->ctx = take(in, n);
+            ba->ctx_drop = blk->proj.r && blk->proj.dropout > 0 ? take(in, n) : ba->ctx;
+            ba->mid_proj = blk->proj.r ? take(in, rows * blk->proj.r) : NULL;
+            ba->x1 = take(in, n);
+            ba->ln2 = take(in, n);
+            ba->mean2 = take(in, rows);
+            ba->var2 = take(in, rows);
+            ba->ln2_drop = blk->fc1.r && blk->fc1.dropout > 0 ? take(in, n) : ba->ln2;
+            ba->mid_fc1 = blk->fc1.r ? take(in, rows * blk->fc1.r) : NULL;
+            ba->fc1 = take(in, rows * hid);
+            ba->gelu = take(in, rows * hid);
+            ba->gelu_drop = blk->fc2.r && blk->fc2.dropout > 0 ? take(in, rows * hid) : ba->gelu;
+            ba->mid_fc2 = blk->fc2.r ? take(in, rows * blk->fc2.r) : NULL;
+            ba->out = take(ar, n); /* kept */
+            const int has_pt = blk->ntask && blk->proj.ntask;
+            const int has_ft = blk->ntask && blk->fc1.ntask;
             for (int t = 0; t < blk->ntask; t++) {
                 if (has_pt) {
-                    ba->mid_proj_t[t] = take(ar, rows * blk->proj.task_rank[t]);
-                    ba->x1_t[t] = take(ar, n);
-                    ba->ln2_t[t] = take(ar, n);
-                    ba->mean2_t[t] = take(ar, rows);
-                    ba->var2_t[t] = take(ar, rows);
+                    ba->mid_proj_t[t] = take(in, rows * blk->proj.task_rank[t]);
+                    ba->x1_t[t] = take(in, n);
+                    ba->ln2_t[t] = take(in, n);
+                    ba->mean2_t[t] = take(in, rows);
+                    ba->var2_t[t] = take(in, rows);
                 }
                 if (has_ft) {
-                    ba->mid_fc1_t[t] = take(ar, rows * blk->fc1.task_rank[t]);
-                    ba->fc1_t[t] = take(ar, rows * hid);
-                    ba->gelu_t[t] = take(ar, rows * hid);
+                    ba->mid_fc1_t[t] = take(in, rows * blk->fc1.task_rank[t]);
+                    ba->fc1_t[t] = take(in, rows * hid);
+                    ba->gelu_t[t] = take(in, rows * hid);
                 }
-                ba->mid_fc2_t[t] = take(ar, rows * blk->fc2.task_rank[t]);
-                ba->out_t[t] = take(ar, n);
+                ba->mid_fc2_t[t] = take(in, rows * blk->fc2.task_rank[t]);
+                ba->out_t[t] = take(ar, n); /* kept */
             }
+            if (sh && sh->used > sh_bytes) sh_bytes = sh->used;
         }
         if (st->has_merge) {
             size_t mrows = rows / 4;
             int npaths = 1 + (m->task_paths ? m->T : 0);
             for (int p = 0; p < npaths; p++) {
+                /* with recompute only the merged output is kept; the
+                 * backward re-runs each merge from its kept input */
                 merge_acts *ma = &a->merge[s][p];
-                ma->gath = take(ar, mrows * 4 * C);
-                ma->normed = take(ar, mrows * 4 * C);
+                arena *in = sh ? sh : ar;
+                if (sh) sh->used = 0;
+                ma->gath = take(in, mrows * 4 * C);
+                ma->normed = take(in, mrows * 4 * C);
                 ma->normed_drop = st->reduction.r && st->reduction.dropout > 0
-                                   ? take(ar, mrows * 4 * C) : ma->normed;
-                ma->mean = take(ar, mrows);
-                ma->var = take(ar, mrows);
-                ma->mid = st->reduction.r ? take(ar, mrows * st->reduction.r) : NULL;
-                ma->out = take(ar, mrows * 2 * C);
+                                   ? take(in, mrows * 4 * C) : ma->normed;
+                ma->mean = take(in, mrows);
+                ma->var = take(in, mrows);
+                ma->mid = st->reduction.r ? take(in, mrows * st->reduction.r) : NULL;
+                ma->out = take(ar, mrows * 2 * C); /* kept */
+                if (sh && sh->used > sh_bytes) sh_bytes = sh->used;
             }
         }
     }
@@ -103,26 +126,34 @@ static void layout_acts(mt_model *m, arena *ar, int B) {
         decoder_acts *d = &a->dec[t];
         const task_decoder *td = &m->dec[t];
         size_t h0 = (size_t)m->feat_res[0], hw0 = h0 * h0;
+        /* with recompute, one task's decoder at a time: the same shared
+         * area (the backward re-runs decoder t before its backward) */
+        arena *in = sh ? sh : ar;
+        if (sh) sh->used = 0;
         for (int s = 0; s < m->L; s++) {
             size_t hw = (size_t)m->feat_res[s] * m->feat_res[s];
-            d->down_tok[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
-            d->down_nchw[s] = take(ar, (size_t)B * hw * c->decoder_channels[s]);
-            d->resized[s] = take(ar, (size_t)B * hw0 * c->decoder_channels[s]);
+            d->down_tok[s] = take(in, (size_t)B * hw * c->decoder_channels[s]);
+            d->down_nchw[s] = take(in, (size_t)B * hw * c->decoder_channels[s]);
+            d->resized[s] = take(in, (size_t)B * hw0 * c->decoder_channels[s]);
         }
-        d->cat = take(ar, (size_t)B * td->csum * hw0);
-        d->conv1 = take(ar, (size_t)B * 4 * td->csum * hw0);
-        d->bn_mean = take(ar, (size_t)4 * td->csum);
-        d->bn_var = take(ar, (size_t)4 * td->csum);
-        d->bn = take(ar, (size_t)B * 4 * td->csum * hw0);
-        d->relu = take(ar, (size_t)B * 4 * td->csum * hw0);
-        d->conv2 = take(ar, (size_t)B * td->K * hw0);
-        d->logits = take(ar, (size_t)B * td->K * m->S * m->S);
-        d->dlogits = take(ar, (size_t)B * td->K * m->S * m->S);
+        d->cat = take(in, (size_t)B * td->csum * hw0);
+        d->conv1 = take(in, (size_t)B * 4 * td->csum * hw0);
+        d->bn_mean = take(in, (size_t)4 * td->csum);
+        d->bn_var = take(in, (size_t)4 * td->csum);
+        /* ReLU runs in place on the batch norm's output: its backward needs
+         * only where the output is positive, and BatchNorm's its input */
+        d->bn = take(in, (size_t)B * 4 * td->csum * hw0);
+        d->relu = d->bn;
+        d->conv2 = take(in, (size_t)B * td->K * hw0);
+        d->logits = take(ar, (size_t)B * td->K * m->S * m->S);  /* kept: the loss reads it */
+        d->dlogits = take(ar, (size_t)B * td->K * m->S * m->S); /* kept */
+        if (sh && sh->used > sh_bytes) sh_bytes = sh->used;
     }
     a->tmp_img = take(ar, max_n);
     a->tmp_win = take(ar, max_n);
     a->tmp_base = take(ar, max_n);
     a->tmp_base4 = take(ar, max_n4);
+    return sh_bytes;
 }
 
 static void layout_work(mt_model *m, arena *ar, int B) {
@@ -142,7 +173,8 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     for (int t = 0; t < m->T; t++) {
         w->d_out_t[t] = take(ar, max_n);
         for (int s = 0; s < m->L; s++)
-            w->d_feat[t][s] = take(ar, (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
+            w->d_feat[t][s] =
+                take(ar, (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
     }
     w->d_ln1 = take(ar, max_n);
     w->d_img = take(ar, max_n);
@@ -186,7 +218,7 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     size_t hw0 = (size_t)m->feat_res[0] * m->feat_res[0];
     w->d_conv2 = take(ar, (size_t)B * maxK * hw0);
     w->d_relu = take(ar, (size_t)B * 4 * maxcs * hw0);
-    w->d_bn = take(ar, (size_t)B * 4 * maxcs * hw0);
+    w->d_bn = w->d_relu; /* the ReLU's backward runs in place */
     w->d_conv1 = take(ar, (size_t)B * 4 * maxcs * hw0);
     w->d_cat = take(ar, (size_t)B * maxcs * hw0);
     w->d_resized = take(ar, (size_t)B * maxch * hw0);
@@ -198,30 +230,39 @@ void model_free_acts(mt_model *m) {
     free(m->act_mem);
     free(m->work_mem);
     m->act_mem = m->work_mem = NULL;
+    m->act_bytes = 0;
+    m->acts_shared = 0;
     m->B = 0;
     m->trained_forward = m->have_loss_grad = 0;
 }
 
 mt_status model_alloc_acts(mt_model *m, mt_ctx *ctx, int B) {
-    if (m->B == B && m->act_mem) return MT_OK;
+    const int shared = m->cfg.use_checkpoint != 0;
+    if (m->B == B && m->act_mem && m->acts_shared == shared) return MT_OK;
     model_free_acts(m);
-    arena a = {NULL, 0}, w = {NULL, 0};
-    layout_acts(m, &a, B);
+    arena a = {NULL, 0}, sh = {NULL, 0}, w = {NULL, 0};
+    const size_t sh_bytes = layout_acts(m, &a, shared ? &sh : NULL, B);
+    const size_t own = a.used; /* everything but the shared area, a multiple of 64 */
     layout_work(m, &w, B);
-    m->act_mem = aligned_alloc(64, a.used);
+    m->act_mem = aligned_alloc(64, own + sh_bytes);
     m->work_mem = aligned_alloc(64, w.used);
     if (!m->act_mem || !m->work_mem) {
         model_free_acts(m);
         return mt_fail(ctx, MT_ERR_NOMEM,
                        "model: cannot allocate activations for batch %d (%.1f MB + %.1f MB)", B,
-                       a.used / 1e6, w.used / 1e6);
+                       (own + sh_bytes) / 1e6, w.used / 1e6);
     }
     a.base = m->act_mem;
     a.used = 0;
+    sh.base = (char *)m->act_mem + own;
     w.base = m->work_mem;
     w.used = 0;
-    layout_acts(m, &a, B);
+    layout_acts(m, &a, shared ? &sh : NULL, B);
     layout_work(m, &w, B);
     m->B = B;
+    m->acts_shared = shared;
+    m->act_bytes = own + sh_bytes;
     return MT_OK;
 }
+
+size_t mt_model_activation_bytes(const mt_model *m) { return m ? m->act_bytes : 0; }

@@ -29,6 +29,7 @@
 
 typedef struct {
     float *v, *g; /* value; gradient (NULL when not trainable or absent) */
+    const mt_bf16 *h; /* bf16 copy of a frozen value the model runs in bf16, else NULL */
 } ptensor;
 
 #define CGC_MAX_EXPERTS 20 /* shared + task experts of one cgc_lora layer */
@@ -257,7 +258,7 @@ typedef struct {
     /* decoder backward, sized for the largest task and level */
     float *d_conv2;     /* (B, K, h0, h0) */
     float *d_relu;      /* (B, 4 csum, h0, h0) */
-    float *d_bn;        /* (B, 4 csum, h0, h0) */
+    float *d_bn;        /* (B, 4 csum, h0, h0), the same buffer as d_relu */
     float *d_conv1;     /* (B, 4 csum, h0, h0) */
     float *d_cat;       /* (B, csum, h0, h0) */
     float *d_resized;   /* (B, ch_s, h0, h0) */
@@ -285,6 +286,12 @@ struct mt_model {
     float gate_p[MT_MAX_TASKS][CGC_MAX_EXPERTS];   /* (T, gate_n) softmax(G E[t]), per forward */
     double gate_dp[MT_MAX_TASKS][CGC_MAX_EXPERTS]; /* (T, gate_n) its gradient, per backward */
     float *adapter_mem; /* effA/effK/effM/effdA/effdK of every task-dependent layer */
+    /* mixed precision (model_precision.c) */
+    mt_precision prec;
+    mt_bf16 *frozen_h;      /* (bank.n_frozen) bf16 copy of the frozen values, when prec.bf16 */
+    int frozen_h_external;  /* frozen_h is caller memory (the node-shared window) */
+    int frozen_h_fresh;     /* frozen_h holds the current float32 values */
+    int frozen_f32_released;
     /* activations for batch `B` */
     int B, trained_forward, have_loss_grad;
     const float *images; /* (B, in_chans, S, S) the last forward's, kept for the backward */
@@ -297,7 +304,19 @@ struct mt_model {
     void *work_mem; /* the arena behind `w` */
     model_acts a;
     grad_work w;
+    /* activation recompute (TRAIN.USE_CHECKPOINT, model_acts.c): with
+     * acts_shared every block keeps only out and out_t[t] of its own; its
+     * other block_acts tensors lie in one area all blocks share, so the
+     * backward re-runs a block's forward before its backward */
+    int acts_shared;  /* the arena was laid out so (cfg.use_checkpoint at that time) */
+    size_t act_bytes; /* bytes of the arena behind `a`, shared area included */
 };
+
+/* model_precision.c: decides m->prec (at create); before a forward makes
+ * the bf16 frozen copy current (a no-op in float32 or when fresh). */
+mt_status model_precision_init(mt_model *m, mt_ctx *ctx);
+mt_status model_precision_prepare(mt_model *m, mt_ctx *ctx);
+void model_precision_free(mt_model *m);
 
 /* model_params.c */
 mt_status model_register_params(mt_model *m, mt_ctx *ctx, int bind);
@@ -348,6 +367,10 @@ mt_status adapter_task_delta(mt_model *m, mt_ctx *ctx, const lora_linear *l, int
  * (ADDED to). */
 mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training);
 mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B);
+/* TRAIN.USE_CHECKPOINT: task t's training forward again (its activations
+ * share one area with the other tasks' and the blocks'), leaving the
+ * batch-norm running statistics as they were. */
+mt_status decoder_recompute(mt_ctx *ctx, mt_model *m, int t, int B);
 
 /* A LoRA linear's dropout input, n floats: dst = drop(src) when dropout is
  * active, a copy otherwise; nothing when dst == src (the *_drop view). */

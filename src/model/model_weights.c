@@ -63,6 +63,13 @@ mt_status mt_model_save_subset(mt_model *m, mt_ctx *ctx, const char *path,
                                int (*keep)(void *user, const char *name), void *user) {
     if (!ctx) return MT_ERR_ARG;
     if (!m || !path) return mt_fail(ctx, MT_ERR_ARG, "mt_model_save: NULL argument");
+    for (int i = 0; i < m->bank.count; i++) {
+        const param_entry *p = &m->bank.entries[i];
+        if ((!keep || keep(user, p->name)) && !param_bank_value(&m->bank, p))
+            return mt_fail(ctx, MT_ERR_ARG,
+                           "mt_model_save %s: %s is held in bf16 only (AMP in mtlora_dist); save "
+                           "the trainable tensors instead", path, p->name);
+    }
     entries es;
     memset(&es, 0, sizeof es);
     int bad = 0;
@@ -262,8 +269,12 @@ mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode
                 unexpected.count > 12 ? ", ..." : "");
         st = MT_ERR_FORMAT;
     } else {
+        m->frozen_h_fresh = 0; /* the bf16 copy follows the new frozen values */
         for (int i = 0; i < bank->count && !st; i++)
-            if (src[i]) {
+            if (src[i] && !param_bank_value(bank, &bank->entries[i])) {
+                st = mt_fail(ctx, MT_ERR_ARG, "%s: %s is held in bf16 only (AMP in mtlora_dist): "
+                             "load weights before sharing them", path, bank->entries[i].name);
+            } else if (src[i]) {
                 st = st_read_f32(&f, src[i], param_bank_value(bank, &bank->entries[i]), err, sizeof err);
                 if (st) mt_fail(ctx, st, "%s: %s", path, err);
             }

@@ -18,6 +18,7 @@
 
 #include "model_internal.h"
 #include "mtlora/ops/layers.h"
+#include "mtlora/ops/bf16.h"
 #include "mtlora/base/rng.h"
 
 enum { SITE_QKV = 1, SITE_PROJ, SITE_FC1, SITE_FC2, SITE_DP_ATTN, SITE_DP_MLP,
@@ -33,6 +34,24 @@ void add_into(float *out, const float *x, const float *y, size_t n) {
 }
 
 static void zero(float *p, size_t n) { mt_zero(p, n); }
+
+/* out (rows, l->out) = W x + b, x (rows, l->in): the base linear, in bf16
+ * when the model keeps a bf16 copy of this frozen weight (AMP). */
+static mt_status base_forward(mt_ctx *ctx, const lora_linear *l, float *out, const float *x,
+                              int rows) {
+    if (l->w.h) return linear_bf16_forward(ctx, out, NULL, x, l->w.h, l->b.h, rows, l->in, l->out);
+    return linear_forward(ctx, out, x, l->w.v, l->b.v, rows, l->in, l->out);
+}
+
+/* dx (rows, l->in) (+)= dy W, and W's / b's gradients when they train;
+ * dy (rows, l->out). A bf16 weight is frozen with its bias (no gradients). */
+static mt_status base_backward(mt_ctx *ctx, const lora_linear *l, float *dx, const float *dy,
+                               const float *x, int rows, int accumulate) {
+    if (l->w.h)
+        return linear_bf16_backward_data(ctx, dx, dy, l->w.h, rows, l->in, l->out, accumulate);
+    return linear_backward_ex(ctx, dx, l->w.g, l->b.g, dy, x, l->w.v, rows, l->in, l->out,
+                              accumulate);
+}
 
 mt_status lora_dropout_apply(mt_ctx *ctx, float *dst, const float *src, size_t n, float p,
                              int training, uint64_t seed, uint64_t s) {
@@ -143,7 +162,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(layernorm_forward(ctx, a->ln1, a->mean1, a->var1, x, blk->norm1_w.v, blk->norm1_b.v,
                                rows, C));
     MT_CHECK(to_windows(ctx, blk, a->win, a->ln1, tmp->tmp_img, B));
-    MT_CHECK(linear_forward(ctx, a->qkv, a->win, qkv->w.v, qkv->b.v, rows, C, 3 * C));
+    MT_CHECK(base_forward(ctx, qkv, a->qkv, a->win, rows));
     if (qkv->r) {
         MT_CHECK(lora_dropout_apply(ctx, a->win_drop, a->win, n, qkv->dropout, training, seed,
                                     site(blk, SITE_QKV)));
@@ -155,7 +174,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     /* proj: base output P shared by every path */
     float *P = tmp->tmp_base;  /* (rows, C), windows: W_p ctx + b_p */
     float *pw = tmp->tmp_win;  /* (rows, C), windows: P + a path's low-rank term */
-    MT_CHECK(linear_forward(ctx, P, a->ctx, proj->w.v, proj->b.v, rows, C, C));
+    MT_CHECK(base_forward(ctx, proj, P, a->ctx, rows));
     if (proj->r)
         MT_CHECK(lora_dropout_apply(ctx, a->ctx_drop, a->ctx, n, proj->dropout, training, seed,
                                     site(blk, SITE_PROJ)));
@@ -177,12 +196,12 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     MT_CHECK(layernorm_forward(ctx, a->ln2, a->mean2, a->var2, a->x1, blk->norm2_w.v,
                                blk->norm2_b.v, rows, C));
     if (fc1->r) {
-        MT_CHECK(linear_forward(ctx, F1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
+        MT_CHECK(base_forward(ctx, fc1, F1, a->ln2, rows));
         MT_CHECK(lora_dropout_apply(ctx, a->ln2_drop, a->ln2, n, fc1->dropout, training, seed,
                                     site(blk, SITE_FC1)));
         MT_CHECK(adapter_delta_forward(ctx, fc1, a->fc1, F1, a->mid_fc1, a->ln2_drop, rows));
     } else {
-        MT_CHECK(linear_forward(ctx, a->fc1, a->ln2, fc1->w.v, fc1->b.v, rows, C, hid));
+        MT_CHECK(base_forward(ctx, fc1, a->fc1, a->ln2, rows));
     }
     MT_CHECK(gelu_forward(ctx, a->gelu, a->fc1, n4));
     for (int t = 0; has_ft && t < blk->ntask; t++) {
@@ -202,12 +221,12 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     /* fc2: base F2 on the shared GELU output */
     float *F2 = tmp->tmp_base; /* (rows, C) W2 gelu + b2 (only with fc2 LoRA) */
     if (fc2->r) {
-        MT_CHECK(linear_forward(ctx, F2, a->gelu, fc2->w.v, fc2->b.v, rows, hid, C));
+        MT_CHECK(base_forward(ctx, fc2, F2, a->gelu, rows));
         MT_CHECK(lora_dropout_apply(ctx, a->gelu_drop, a->gelu, n4, fc2->dropout, training, seed,
                                     site(blk, SITE_FC2)));
         MT_CHECK(adapter_delta_forward(ctx, fc2, a->out, F2, a->mid_fc2, a->gelu_drop, rows));
     } else {
-        MT_CHECK(linear_forward(ctx, a->out, a->gelu, fc2->w.v, fc2->b.v, rows, hid, C));
+        MT_CHECK(base_forward(ctx, fc2, a->out, a->gelu, rows));
     }
     MT_CHECK(drop_path_inplace(ctx, blk, a->out, B, training, seed, SITE_DP_MLP));
     add_into(a->out, a->out, a->x1, n);
@@ -295,8 +314,7 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     MT_CHECK(drop_path_grad(ctx, blk, w->d_fc2, dout, B, training, seed, SITE_DP_MLP));
     const float *s2 = w->d_fc2; /* (rows, C) what fc2's frozen weight sees */
     if (blk->ntask) { mt_add_inplace(w->s_fc2, w->d_fc2, n); s2 = w->s_fc2; }
-    MT_CHECK(linear_backward_ex(ctx, w->d_gelu, fc2->w.g, fc2->b.g, s2, a->gelu, fc2->w.v, rows,
-                                hid, C, 0));
+    MT_CHECK(base_backward(ctx, fc2, w->d_gelu, s2, a->gelu, rows, 0));
     MT_CHECK(shared_lora_backward(ctx, fc2, w->d_gelu,
                                   acc_gelu ? w->acc_gelu_drop : w->d_gelu_drop, acc_gelu,
                                   w->d_fc2, a->gelu_drop, a->mid_fc2, rows, training, seed,
@@ -305,8 +323,7 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     MT_CHECK(gelu_backward_ex(ctx, w->d_fc1, w->d_gelu, a->fc1, n4, 0));
     const float *s1 = w->d_fc1; /* (rows, hid) what fc1's frozen weight sees */
     if (has_ft) { mt_add_inplace(w->s_fc1, w->d_fc1, n4); s1 = w->s_fc1; }
-    MT_CHECK(linear_backward_ex(ctx, w->d_ln2, fc1->w.g, fc1->b.g, s1, a->ln2, fc1->w.v, rows, C,
-                                hid, 0));
+    MT_CHECK(base_backward(ctx, fc1, w->d_ln2, s1, a->ln2, rows, 0));
     MT_CHECK(shared_lora_backward(ctx, fc1, w->d_ln2, acc_ln2 ? w->acc_ln2_drop : w->d_ln2_drop,
                                   acc_ln2, w->d_fc1, a->ln2_drop, a->mid_fc1, rows, training,
                                   seed, site(blk, SITE_FC1)));
@@ -322,8 +339,7 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     if (proj->r)
         MT_CHECK(adapter_delta_backward(ctx, proj, w->d_ctx_drop, w->d_proj, a->ctx_drop,
                                         a->mid_proj, rows, has_pt));
-    MT_CHECK(linear_backward_ex(ctx, w->d_ctx, proj->w.g, proj->b.g, sp, a->ctx, proj->w.v, rows,
-                                C, C, 0));
+    MT_CHECK(base_backward(ctx, proj, w->d_ctx, sp, a->ctx, rows, 0));
     if (proj->r) {
         if (drop_active(proj, training))
             MT_CHECK(dropout_backward(ctx, w->d_ctx, w->d_ctx_drop, n, proj->dropout,
@@ -334,8 +350,7 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
     /* attention core and qkv */
     MT_CHECK(window_attention_backward_ex(ctx, w->d_qkv, blk->table.g, w->d_ctx, a->qkv, a->probs,
                                           nwb, blk->ws, C, blk->heads, 0));
-    MT_CHECK(linear_backward_ex(ctx, w->d_win, qkv->w.g, qkv->b.g, w->d_qkv, a->win, qkv->w.v, rows,
-                                C, 3 * C, 0));
+    MT_CHECK(base_backward(ctx, qkv, w->d_win, w->d_qkv, a->win, rows, 0));
     MT_CHECK(shared_lora_backward(ctx, qkv, w->d_win, w->d_ctx_drop, 0, w->d_qkv, a->win_drop,
                                   a->mid_qkv, rows, training, seed, site(blk, SITE_QKV)));
     MT_CHECK(to_windows_bwd(ctx, blk, w->d_ln1, w->d_win, w->d_img, B));

@@ -80,3 +80,8 @@ mt_status relu_forward(mt_ctx *ctx, float *out, const float *inp, size_t n) {
 mt_status relu_backward(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n) {
     return eltwise_backward(ctx, "relu_backward", dnnl_eltwise_relu, dinp, dout, inp, n, 1);
 }
+mt_status relu_backward_ex(mt_ctx *ctx, float *dinp, const float *dout, const float *inp, size_t n,
+                           int accumulate) {
+    return eltwise_backward(ctx, "relu_backward", dnnl_eltwise_relu, dinp, dout, inp, n,
+                            accumulate);
+}

@@ -97,6 +97,15 @@ typedef struct {
     char lr_scheduler[16];
     int freeze_patch_embed, freeze_layer_norm, freeze_rel_bias, freeze_downsample_reduction;
     int seed;
+    /* Mixed precision (docs/performance.md). AMP_ENABLE (the official key,
+     * True by default; --disable_amp) asks for bf16 matmuls in the frozen
+     * encoder; AMP.MATMUL auto|bf16|f32 says when: auto where this CPU's
+     * bf16 matmul is known to beat float32 (mt_model_precision says which
+     * ran and why). TRAIN.USE_CHECKPOINT (--use-checkpoint): recompute each
+     * Swin block's activations in the backward instead of keeping them. */
+    int amp_enable;
+    char amp_matmul[8];
+    int use_checkpoint;
     char name[128];
     /* MODEL.PRETRAINED: ImageNet Swin weights (safetensors, plain names) for
      * mtlora_dist; empty: the official random initialisation */
@@ -143,6 +152,13 @@ mt_status mt_config_load(mt_config *cfg, const char *path, char *err, size_t err
  * official --opts does. */
 mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char *err,
                         size_t errlen);
+
+/* The official command line's `--opts KEY VALUE ...`: argv[*i] is "--opts";
+ * the pairs up to the next "--flag" are appended to opts (*n of cap used),
+ * and *i moves to the last argument taken. MT_ERR_ARG, the reason in err,
+ * for a key without a value or more than cap pairs. */
+mt_status mt_opts_collect(int argc, char **argv, int *i, const char *opts[][2], int *n, int cap,
+                          char *err, size_t errlen);
 
 /* Sets the task list from "semseg,human_parts" (as --tasks). */
 mt_status mt_config_set_tasks(mt_config *cfg, const char *list, char *err, size_t errlen);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "mtlora/config/config.h"
 #include "mtlora/ops/context.h"
+#include "mtlora/ops/bf16.h"
 #include "mtlora/model/param_bank.h"
 #include "mtlora/base/status.h"
 
@@ -48,6 +49,10 @@ mt_status mt_model_forward(mt_model *m, mt_ctx *ctx, const float *images, int B,
 /* Logits of task t from the last forward: [B, K_t, S, S]. */
 const float *mt_model_logits(const mt_model *m, int t);
 
+/* Bytes of the activation arena of the last forward's batch (0 before
+ * one); TRAIN.USE_CHECKPOINT makes it smaller (recompute in the backward). */
+size_t mt_model_activation_bytes(const mt_model *m);
+
 /* The official weighted multi-task loss of the last forward; per-task
  * values in task_loss (may be NULL). With want_grad, the gradient with
  * respect to the logits is kept for mt_model_backward. */
@@ -78,6 +83,35 @@ void mt_model_set_grad_ready(mt_model *m, mt_grad_ready_fn fn, void *user);
  * node map), copying the current values there when copy != 0; the model
  * stops owning that memory. */
 mt_status mt_model_use_frozen(mt_model *m, mt_ctx *ctx, float *frozen, int copy);
+
+/* ---- mixed precision (model_precision.c, docs/performance.md) ----------
+ * With AMP_ENABLE and a bf16 matmul that is fast here (AMP.MATMUL auto) or
+ * forced (AMP.MATMUL bf16), the frozen encoder weights get a bf16 copy and
+ * their matmuls (forward and data gradient) run in bf16 with float32
+ * accumulation; everything that trains stays float32. Decided once, at
+ * mt_model_create. */
+typedef struct {
+    int bf16;         /* the frozen encoder's matmuls run in bf16 */
+    char isa[64];     /* oneDNN's implementation of the model's matmuls */
+    char note[320];   /* one line: what was asked, what runs, and why */
+} mt_precision;
+mt_precision mt_model_precision(const mt_model *m);
+
+/* Values of the bf16 frozen copy (bank->n_frozen) when the model runs in
+ * bf16, else 0. */
+size_t mt_model_frozen_bf16_count(const mt_model *m);
+/* Makes the model read its bf16 frozen weights from caller memory of
+ * mt_model_frozen_bf16_count values (the node-shared window), converting
+ * the float32 values into it when fill != 0. release_f32: then free the
+ * float32 frozen copy where nothing needs it any more (every frozen tensor
+ * is a bf16-run encoder weight or bias); *released says whether it did.
+ * After that, saving or loading frozen tensors is refused. */
+mt_status mt_model_use_frozen_bf16(mt_model *m, mt_ctx *ctx, mt_bf16 *buf, int fill,
+                                   int release_f32, int *released);
+
+/* 1 when the model reads f32 frozen values even in bf16 (some frozen
+ * tensor is not a bf16-run base linear: decoders_only), or runs in f32. */
+int mt_model_frozen_f32_needed(const mt_model *m);
 
 /* Parameter counts by group. */
 typedef struct {

@@ -26,9 +26,13 @@ typedef struct {
     MPI_Comm sync;  /* another duplicate: batch-norm sums, control messages */
     MPI_Comm node;  /* ranks sharing memory with this one */
     int rank, size, node_rank, node_size, nodes;
-    MPI_Win frozen_win;
+    MPI_Win frozen_win;     /* the f32 frozen values (absent when bf16 alone suffices) */
     float *frozen;
     size_t n_frozen;
+    MPI_Win frozen_h_win;   /* the bf16 frozen values, when the model runs in bf16 */
+    mt_bf16 *frozen_h;
+    size_t n_frozen_h;
+    size_t shared_bytes;    /* bytes of frozen weights per node, both windows */
 } dist_ctx;
 
 mt_status dist_init(dist_ctx *d, char *err, size_t errlen);
@@ -48,7 +52,11 @@ mt_status dist_check_same(dist_ctx *d, uint64_t hash, const char *what, char *er
 
 /* Moves the model's frozen tensors into the node's shared window: the
  * node's rank 0 copies its values in, every rank then reads them there.
- * Reports the bytes per node and per rank. */
+ * With bf16 matmuls (AMP) the window holds the bf16 copy (half the bytes)
+ * and every rank but rank 0 (which writes the model files, exact) frees
+ * its f32 one, unless the model still needs f32 frozen values
+ * (decoders_only); then a second window holds those.
+ * d->shared_bytes says what a node holds. */
 mt_status dist_share_frozen(dist_ctx *d, mt_model *m, mt_ctx *ctx, char *err, size_t errlen);
 
 /* Broadcasts n floats from rank 0. */

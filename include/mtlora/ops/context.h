@@ -86,6 +86,8 @@ enum {
     MT_SCRATCH_COMP0,     /* composite layers (patch embed / merging) */
     MT_SCRATCH_COMP1,
     MT_SCRATCH_SYNC,      /* synchronised batch-norm sums */
+    MT_SCRATCH_BF16A,     /* bf16 copies of a matmul's float32 operands */
+    MT_SCRATCH_BF16B,
     MT_SCRATCH_SLOTS
 };
 

@@ -242,6 +242,9 @@ mt_status lora_delta_backward_ex(mt_ctx *ctx, float *dx, float *dA, float *dB, c
                                  int accumulate);
 mt_status gelu_backward_ex(mt_ctx *ctx, float *dinp, const float *dout, const float *inp,
                            size_t n, int accumulate);
+/* accumulate = 0 may run in place (dinp == dout). */
+mt_status relu_backward_ex(mt_ctx *ctx, float *dinp, const float *dout, const float *inp,
+                           size_t n, int accumulate);
 mt_status window_attention_backward_ex(mt_ctx *ctx, float *dqkv, float *dtable, const float *dout,
                                        const float *qkv, const float *probs, int nwb, int ws,
                                        int C, int heads, int accumulate);
