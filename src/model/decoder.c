@@ -93,18 +93,17 @@ mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B) {
     const size_t nh = (size_t)B * C4 * hw0;
     mt_zero(w->d_conv2, (size_t)B * d->K * hw0);
     MT_CHECK(resize_bilinear_backward(ctx, w->d_conv2, a->dlogits, B, d->K, h0, h0, m->S, m->S));
-    mt_zero(w->d_relu, nh);
-    MT_CHECK(conv2d_backward(ctx, w->d_relu, d->c2_w.g, d->c2_b.g, w->d_conv2, a->relu, d->c2_w.v,
-                             B, C4, h0, h0, d->K, 1, 1, 0));
+    /* the data gradients below are overwritten, not added to (no zeroing,
+     * no temporaries of their size) */
+    MT_CHECK(conv2d_backward_ex(ctx, w->d_relu, d->c2_w.g, d->c2_b.g, w->d_conv2, a->relu,
+                                d->c2_w.v, B, C4, h0, h0, d->K, 1, 1, 0, 0));
     /* in place (w->d_bn is w->d_relu); a->bn holds the ReLU's output (in
      * place too): positive where its input was */
     MT_CHECK(relu_backward_ex(ctx, w->d_bn, w->d_relu, a->relu, nh, 0));
-    mt_zero(w->d_conv1, nh);
-    MT_CHECK(batchnorm_backward(ctx, w->d_conv1, d->bn_w.g, d->bn_b.g, w->d_bn, a->conv1,
-                                a->bn_mean, a->bn_var, d->bn_w.v, d->bn_b.v, B, C4, hw0));
-    mt_zero(w->d_cat, (size_t)B * cs * hw0);
-    MT_CHECK(conv2d_backward(ctx, w->d_cat, d->c1_w.g, d->c1_b.g, w->d_conv1, a->cat, d->c1_w.v,
-                             B, cs, h0, h0, C4, 1, 1, 0));
+    MT_CHECK(batchnorm_backward_ex(ctx, w->d_conv1, d->bn_w.g, d->bn_b.g, w->d_bn, a->conv1,
+                                   a->bn_mean, a->bn_var, d->bn_w.v, d->bn_b.v, B, C4, hw0, 0));
+    MT_CHECK(conv2d_backward_ex(ctx, w->d_cat, d->c1_w.g, d->c1_b.g, w->d_conv1, a->cat,
+                                d->c1_w.v, B, cs, h0, h0, C4, 1, 1, 0, 0));
     int off = 0;
     for (int s = 0; s < m->L; s++) {
         const int h = m->feat_res[s], hw = h * h, ch = c->decoder_channels[s];

@@ -176,6 +176,12 @@ static void layout_work(mt_model *m, arena *ar, int B) {
             w->d_feat[t][s] =
                 take(ar, (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
     }
+    /* From here on two groups whose lifetimes do not meet share the same
+     * bytes: the encoder's (blocks and merges) and the decoders'. The
+     * backward runs every decoder first and the encoder after, and each
+     * buffer is first written where it is used, so nothing passes from one
+     * group to the other. */
+    const size_t shared_from = ar->used;
     w->d_ln1 = take(ar, max_n);
     w->d_img = take(ar, max_n);
     w->d_win = take(ar, max_n);
@@ -194,20 +200,23 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     w->d_gelu_drop = take(ar, max_n4);
     w->s_fc2 = take(ar, max_n);
     w->d_fc2 = take(ar, max_n);
-    w->t_fc2 = take(ar, max_n);
-    w->t_gelu = take(ar, max_n4);
-    w->t_fc1 = take(ar, max_n4);
-    w->t_ln2 = take(ar, max_n);
-    w->t_x1 = take(ar, max_n);
-    w->t_proj_img = take(ar, max_n);
-    w->t_proj = take(ar, max_n);
+    /* A block's task paths run first in its backward and are done before
+     * the shared path writes any of these, so each task buffer is the same
+     * bytes as a shared-path one of its size (swin_block_backward). */
+    w->t_fc2 = w->d_fc2;
+    w->t_gelu = w->d_gelu;
+    w->t_fc1 = w->d_fc1;
+    w->t_ln2 = w->d_ln2;
+    w->t_x1 = w->d_x1;
+    w->t_proj_img = w->d_proj_img;
+    w->t_proj = w->d_proj;
     w->acc_gelu_drop = take(ar, max_n4);
     w->acc_ln2_drop = take(ar, max_n);
-    /* merge backward: (mrows, 4C) = (rows, C) of the merged stage, at most max_n */
-    w->m_out = take(ar, max_n / 2);
-    w->m_normed = take(ar, max_n);
-    w->m_normed_drop = take(ar, max_n);
-    w->m_gath = take(ar, max_n);
+    /* merge backward, between blocks, where no block buffer is live:
+     * (mrows, 4C) = (rows, C) of the merged stage, at most max_n */
+    w->m_normed = w->d_ln1;
+    w->m_normed_drop = w->d_img;
+    w->m_gath = w->d_win;
     size_t maxcs = 0, maxK = 0, maxch = 0;
     for (int t = 0; t < m->T; t++) {
         if ((size_t)m->dec[t].csum > maxcs) maxcs = (size_t)m->dec[t].csum;
@@ -216,6 +225,8 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     for (int s = 0; s < m->L; s++)
         if ((size_t)c->decoder_channels[s] > maxch) maxch = (size_t)c->decoder_channels[s];
     size_t hw0 = (size_t)m->feat_res[0] * m->feat_res[0];
+    const size_t encoder_end = ar->used;
+    ar->used = shared_from;
     w->d_conv2 = take(ar, (size_t)B * maxK * hw0);
     w->d_relu = take(ar, (size_t)B * 4 * maxcs * hw0);
     w->d_bn = w->d_relu; /* the ReLU's backward runs in place */
@@ -224,6 +235,7 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     w->d_resized = take(ar, (size_t)B * maxch * hw0);
     w->d_down_nchw = take(ar, (size_t)B * maxch * hw0);
     w->d_down_tok = take(ar, (size_t)B * maxch * hw0);
+    if (ar->used < encoder_end) ar->used = encoder_end;
 }
 
 void model_free_acts(mt_model *m) {

@@ -239,7 +239,9 @@ typedef struct {
     float *d_gelu_drop; /* (rows, hid) scratch: w.r.t. gelu_drop */
     float *s_fc2;       /* (rows, C) */
     float *d_fc2;       /* (rows, C) */
-    /* block backward, task path t (P == 1: rows = B * H * W) */
+    /* block backward, task path t (P == 1: rows = B * H * W); each is the
+     * same buffer as the shared path's of its name (d_fc2, d_gelu, d_fc1,
+     * d_ln2, d_x1, d_proj_img, d_proj): the task paths finish first */
     float *t_fc2;       /* (rows, C) */
     float *t_gelu;      /* (rows, hid) */
     float *t_fc1;       /* (rows, hid) */
@@ -250,12 +252,14 @@ typedef struct {
     /* task terms that read the shared dropped inputs, summed over tasks */
     float *acc_gelu_drop; /* (rows, hid) fc2's task terms w.r.t. gelu_drop (fc1 without) */
     float *acc_ln2_drop;  /* (rows, C) fc1's task terms w.r.t. ln2_drop (proj without) */
-    /* merge backward, mrows = rows / 4 of the merged stage */
-    float *m_out;         /* (mrows, 2C), not used */
+    /* merge backward, mrows = rows / 4 of the merged stage: the same
+     * buffers as d_ln1, d_img, d_win (no block's backward is running) */
     float *m_normed;      /* (mrows, 4C) w.r.t. normed */
     float *m_normed_drop; /* (mrows, 4C) scratch: w.r.t. normed_drop */
     float *m_gath;        /* (mrows, 4C) w.r.t. gath */
-    /* decoder backward, sized for the largest task and level */
+    /* decoder backward, sized for the largest task and level; the same
+     * bytes as the encoder's buffers above (model_acts.c: the decoders'
+     * backward is over before the encoder's starts) */
     float *d_conv2;     /* (B, K, h0, h0) */
     float *d_relu;      /* (B, 4 csum, h0, h0) */
     float *d_bn;        /* (B, 4 csum, h0, h0), the same buffer as d_relu */

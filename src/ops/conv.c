@@ -94,6 +94,16 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
                           const float *dout, const float *inp, const float *weight,
                           int B, int Cin, int H, int W, int Cout, int k, int stride,
                           int out_nhwc) {
+    return conv2d_backward_ex(ctx, dinp, dweight, dbias, dout, inp, weight, B, Cin, H, W, Cout, k,
+                              stride, out_nhwc, 1);
+}
+
+/* accumulate = 0 (the direct path only): oneDNN writes dinp itself, instead
+ * of a temporary of dinp's size added in afterwards. */
+mt_status conv2d_backward_ex(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight, int B,
+                             int Cin, int H, int W, int Cout, int k, int stride, int out_nhwc,
+                             int accumulate) {
     const char *what = "conv2d_backward";
     MT_NEED_PTR(ctx, what, dout);
     MT_CHECK(conv_check(ctx, what, B, Cin, H, W, Cout, k, stride));
@@ -102,6 +112,7 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
     int has_bias = dbias != NULL;
     if (patch_path(k, stride, out_nhwc)) {
         if (!dinp && !dweight && !dbias) return MT_OK;
+        if (dinp && !accumulate) mt_zero(dinp, (size_t)B * Cin * H * W);
         const int rows = B * (H / k) * (W / k), K = Cin * k * k;
         float *patches = NULL, *dpatches = NULL; /* [rows, K] each */
         if (dweight) {
@@ -139,11 +150,12 @@ mt_status conv2d_backward(mt_ctx *ctx, float *dinp, float *dweight, float *dbias
             MT_CHECK(mt_prim_build(ctx, what, key, &d, NULL, fwd->pd, ids, 3, &p));
         }
         size_t n = (size_t)B * Cin * H * W;
-        float *tmp = mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float)); /* [B, Cin, H, W] */
+        /* [B, Cin, H, W]: dinp itself when it is overwritten */
+        float *tmp = accumulate ? mt_scratch(ctx, MT_SCRATCH_PRIM0, n * sizeof(float)) : dinp;
         if (!tmp) return MT_ERR_NOMEM;
         void *ptrs[3] = {(void *)dout, (void *)weight, tmp};
         MT_CHECK(mt_prim_run(ctx, what, p, ptrs));
-        mt_add_inplace(dinp, tmp, n);
+        if (accumulate) mt_add_inplace(dinp, tmp, n);
     }
     if (dweight || dbias) {
         MT_NEED_PTR(ctx, what, inp);

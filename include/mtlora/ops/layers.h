@@ -242,6 +242,14 @@ mt_status lora_delta_backward_ex(mt_ctx *ctx, float *dx, float *dA, float *dB, c
                                  int accumulate);
 mt_status gelu_backward_ex(mt_ctx *ctx, float *dinp, const float *dout, const float *inp,
                            size_t n, int accumulate);
+mt_status conv2d_backward_ex(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                             const float *dout, const float *inp, const float *weight, int B,
+                             int Cin, int H, int W, int Cout, int k, int stride, int out_nhwc,
+                             int accumulate);
+mt_status batchnorm_backward_ex(mt_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                                const float *dout, const float *inp, const float *save_mean,
+                                const float *save_var, const float *weight, const float *bias,
+                                int B, int C, int HW, int accumulate);
 /* accumulate = 0 may run in place (dinp == dout). */
 mt_status relu_backward_ex(mt_ctx *ctx, float *dinp, const float *dout, const float *inp,
                            size_t n, int accumulate);
