@@ -1,8 +1,9 @@
 /* test_recompute.c - TRAIN.USE_CHECKPOINT (activation recompute): every
  * block keeps only its output and task outputs, the rest of its
- * activations and every task decoder's (but its logits) share one area, and
- * the backward re-runs each decoder's and block's forward before its
- * backward. In float32 (AMP off) that must change
+ * activations (the task paths' fc1 and GELU outputs one buffer for all
+ * tasks, recomputed task by task), every merge's (but its output) and every
+ * task decoder's (but its logits) share one area, and the backward re-runs
+ * each decoder's, merge's and block's forward before its backward. In float32 (AMP off) that must change
  * nothing: two models built alike, one with and one without, trained two
  * steps (train_step: forward, loss, backward, clipping, AdamW) on the same
  * batches with LoRA dropout and drop path on give the same losses, logits,

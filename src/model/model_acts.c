@@ -12,7 +12,9 @@
  * every task decoder's but its logits are laid out from the start of one
  * area sized for the largest of them, at the end of the arena; the forward
  * overwrites it layer after layer and the backward re-runs each layer's
- * forward into it (mt_model_backward). */
+ * forward into it (mt_model_backward). Inside a block with task paths the
+ * tasks' fc1 and GELU outputs are one buffer each, recomputed per task in
+ * the backward (swin_block_backward). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +85,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
             ba->out = take(ar, n); /* kept */
             const int has_pt = blk->ntask && blk->proj.ntask;
             const int has_ft = blk->ntask && blk->fc1.ntask;
+            ba->task_mlp_shared = sh && has_ft && blk->ntask > 1;
             for (int t = 0; t < blk->ntask; t++) {
                 if (has_pt) {
                     ba->mid_proj_t[t] = take(in, rows * blk->proj.task_rank[t]);
@@ -93,8 +96,10 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
                 }
                 if (has_ft) {
                     ba->mid_fc1_t[t] = take(in, rows * blk->fc1.task_rank[t]);
-                    ba->fc1_t[t] = take(in, rows * hid);
-                    ba->gelu_t[t] = take(in, rows * hid);
+                    /* with recompute, one fc1_t / gelu_t for every task
+                     * (swin_block_backward recomputes task t's) */
+                    ba->fc1_t[t] = sh && t ? ba->fc1_t[0] : take(in, rows * hid);
+                    ba->gelu_t[t] = sh && t ? ba->gelu_t[0] : take(in, rows * hid);
                 }
                 ba->mid_fc2_t[t] = take(in, rows * blk->fc2.task_rank[t]);
                 ba->out_t[t] = take(ar, n); /* kept */

@@ -157,6 +157,12 @@ typedef struct {
     float *gelu_t[MT_MAX_TASKS];     /* (rows, hid) GELU(fc1_t) */
     float *mid_fc2_t[MT_MAX_TASKS];  /* (rows, fc2.task_rank[t]) */
     float *out_t[MT_MAX_TASKS];      /* (B, H*W, C) task t's block output */
+    /* With recompute (TRAIN.USE_CHECKPOINT) every task's fc1_t and gelu_t
+     * are one buffer each: the backward recomputes task t's from f1_base
+     * (the frozen fc1 output on the shared LN2, model_acts.tmp_base4,
+     * valid right after this block's forward) before its backward. */
+    int task_mlp_shared;
+    const float *f1_base;            /* (rows, hid), set by the forward */
 } block_acts;
 
 /* Saved activations of one patch merging of stage s (H, W, C the stage's),
@@ -335,7 +341,7 @@ void model_free_acts(mt_model *m);
  * dout_t only in a block with task paths. */
 mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
                              const float *x, int B, int training, uint64_t seed);
-mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_acts *a,
+mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, block_acts *a,
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed);
 

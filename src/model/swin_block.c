@@ -147,6 +147,27 @@ mt_status shared_lora_backward(mt_ctx *ctx, const lora_linear *l, float *d_in, f
     return MT_OK;
 }
 
+/* Task t's fc1 and GELU: fc1_t (rows, hid) = F1 + s_t B_t A_t in, in the
+ * task's LN2 (computed here when with_ln2) or, without proj task terms,
+ * the shared fc1 input after LoRA dropout; F1 (rows, hid) the frozen base
+ * output on the shared LN2. */
+static mt_status task_fc1_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a,
+                                  const float *F1, int t, int rows, int has_pt, int with_ln2) {
+    const lora_linear *fc1 = &blk->fc1;
+    const int C = blk->dim, hid = fc1->out;
+    const float *in = a->ln2_drop; /* (rows, C) */
+    if (has_pt) {
+        if (with_ln2)
+            MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t], a->x1_t[t],
+                                       blk->norm2_w.v, blk->norm2_b.v, rows, C));
+        in = a->ln2_t[t];
+    }
+    MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], F1, a->mid_fc1_t[t], in, fc1->At[t].v,
+                                fc1->Bt[t].v, fc1->task_scale[t], rows, C, hid,
+                                fc1->task_rank[t]));
+    return gelu_forward(ctx, a->gelu_t[t], a->fc1_t[t], (size_t)rows * hid);
+}
+
 /* x: (B, H*W, C), the block's input; B here is every path's images (the
  * model's Be). Writes every block_acts tensor; tmp's forward temporaries
  * are scratch. */
@@ -204,20 +225,7 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         MT_CHECK(base_forward(ctx, fc1, a->fc1, a->ln2, rows));
     }
     MT_CHECK(gelu_forward(ctx, a->gelu, a->fc1, n4));
-    for (int t = 0; has_ft && t < blk->ntask; t++) {
-        /* the task input: LN2 of the task tensor, or (no proj task terms)
-         * the shared input after fc1's LoRA dropout, as the official fc1 */
-        const float *in = a->ln2_drop; /* (rows, C) */
-        if (has_pt) {
-            MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t], a->x1_t[t],
-                                       blk->norm2_w.v, blk->norm2_b.v, rows, C));
-            in = a->ln2_t[t];
-        }
-        MT_CHECK(lora_delta_forward(ctx, a->fc1_t[t], F1, a->mid_fc1_t[t], in, fc1->At[t].v,
-                                    fc1->Bt[t].v, fc1->task_scale[t], rows, C, hid,
-                                    fc1->task_rank[t]));
-        MT_CHECK(gelu_forward(ctx, a->gelu_t[t], a->fc1_t[t], n4));
-    }
+    a->f1_base = F1;
     /* fc2: base F2 on the shared GELU output */
     float *F2 = tmp->tmp_base; /* (rows, C) W2 gelu + b2 (only with fc2 LoRA) */
     if (fc2->r) {
@@ -230,7 +238,10 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     }
     MT_CHECK(drop_path_inplace(ctx, blk, a->out, B, training, seed, SITE_DP_MLP));
     add_into(a->out, a->out, a->x1, n);
+    /* each task's MLP after the shared one, task by task: with recompute
+     * the tasks' fc1_t / gelu_t share one buffer (model_acts.c) */
     for (int t = 0; t < blk->ntask; t++) {
+        if (has_ft) MT_CHECK(task_fc1_forward(ctx, blk, a, F1, t, rows, has_pt, 1));
         const float *in = has_ft ? a->gelu_t[t] : a->gelu_drop; /* (rows, hid) */
         MT_CHECK(lora_delta_forward(ctx, a->out_t[t], F2, a->mid_fc2_t[t], in, fc2->At[t].v,
                                     fc2->Bt[t].v, fc2->task_scale[t], rows, hid, C,
@@ -251,7 +262,7 @@ static void gather(float *dst, const float *src, size_t n, int first) {
 /* x: (B, H*W, C) the forward's input; dx: (B, H*W, C), ADDED to; dout:
  * (B, H*W, C) w.r.t. out; dout_t[t]: (B, H*W, C) w.r.t. out_t[t] (read only
  * when blk->ntask). B as in the forward (the model's Be). */
-mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_acts *a,
+mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, block_acts *a,
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed) {
     const int C = blk->dim, rows = B * blk->H * blk->W, hid = blk->fc1.out;
@@ -272,6 +283,11 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, const block_ac
      * weights see the sums s_* of every path's output gradient. */
     /* ---- task paths, each down to dx and the frozen-weight sums */
     for (int t = 0; t < blk->ntask; t++) {
+        /* recompute: the tasks share one fc1_t / gelu_t, which now holds the
+         * last task's; this task's again from F1 (the block's forward just
+         * ran) and its kept LN2 */
+        if (has_ft && a->task_mlp_shared)
+            MT_CHECK(task_fc1_forward(ctx, blk, a, a->f1_base, t, rows, has_pt, 0));
         MT_CHECK(drop_path_grad(ctx, blk, w->t_fc2, dout_t[t], B, training, seed,
                                 SITE_DP_MLP_T + t));
         gather(w->s_fc2, w->t_fc2, n, t == 0);
