@@ -229,6 +229,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "train_step: %s\n", mt_ctx_error(ctx));
         return 1;
     }
+    /* As on a rank of mtlora_dist: with bf16 matmuls the frozen weights are
+     * held in bf16 only (the f32 copy freed), so the peak memory is what a
+     * rank holds (plus the node-shared bf16 weights, here private). */
+    mt_bf16 *frozen_h = NULL; /* (mt_model_frozen_bf16_count) */
+    int f32_freed = 0;
+    if (mt_model_frozen_bf16_count(m) && !mt_model_frozen_f32_needed(m)) {
+        frozen_h = malloc(mt_model_frozen_bf16_count(m) * sizeof *frozen_h);
+        if (!frozen_h || mt_model_use_frozen_bf16(m, ctx, frozen_h, 1, 1, &f32_freed)) {
+            fprintf(stderr, "train_step: %s\n", frozen_h ? mt_ctx_error(ctx) : "out of memory");
+            return 1;
+        }
+    }
     train_state ts;
     if (train_state_init(&ts, m, ctx, &cfg, 1, 100, err, sizeof err)) {
         fprintf(stderr, "train_step: %s\n", err);
@@ -289,6 +301,8 @@ int main(int argc, char **argv) {
     printf("model %s, %d tasks, %dx%d, batch %d, %d threads\n", cfg.name, cfg.ntasks, S, S, batch,
            omp_get_max_threads());
     printf("precision: %s\n", prec.note);
+    if (f32_freed)
+        printf("frozen weights: bf16 only, the f32 copy freed (as on a rank of mtlora_dist)\n");
     printf("activation recompute (TRAIN.USE_CHECKPOINT): %s\n", cfg.use_checkpoint ? "on" : "off");
     printf("parameters %zu, trainable %zu\n", pc.total, pc.trainable);
     printf("step median %.3f s (best %.3f s over %d steps), loss %.4f\n", med, best, steps, loss);
@@ -320,6 +334,7 @@ int main(int argc, char **argv) {
     train_state_free(&ts);
     free(waits); free(times);
     mt_model_destroy(m);
+    free(frozen_h);
     mt_ctx_destroy(ctx);
     return 0;
 }
