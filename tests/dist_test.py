@@ -186,7 +186,7 @@ def check_bf16_and_scaling(init):
 
     # 2 ranks x batch 2 in bf16 (main()'s pair, 6 steps)
     (worst2, diff2), notes, _ = pair(2, 2, 6, bf16, "bf16x2")
-    have_bf16 = all("matmuls in bf16" in n for n in notes)
+    have_bf16 = all("in bf16 with f32 accumulation" in n for n in notes)
     if have_bf16:
         print("bf16: 2 ranks x batch 2 vs 1 rank x batch 4 after 6 steps: set diff %.3g (bound 5e-3), "
               "worst element %.3g (not bounded)" % (diff2, worst2))
@@ -209,7 +209,7 @@ def check_bf16_and_scaling(init):
     assert ctrl_diff > 0.25 and ctrl_worst > 1e-1, "the comparison cannot tell a missing allreduce"
     if have_bf16:
         (worst16b, diff16b), notes, _ = pair(16, 1, 4, bf16, "bf16x16")
-        assert all("matmuls in bf16" in n for n in notes), notes
+        assert all("in bf16 with f32 accumulation" in n for n in notes), notes
         print("scaling bf16: 16 ranks x batch 1 vs 1 rank x batch 16 after 4 steps: set diff %.3g "
               "(bound 5e-2), worst element %.3g (not bounded)" % (diff16b, worst16b))
         assert diff16b < 5e-2, "bf16: 16 ranks x batch 1 differ from 1 rank x batch 16: %g" % diff16b
