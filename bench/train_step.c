@@ -75,9 +75,9 @@ typedef struct {
     const char *config, *data;
     int batch, steps; /* batch -1: not given */
     double anchor;
-    int disable_amp, use_checkpoint;
-    int nopts;
+    int nopts, nflags;
     const char *opts[MAX_OPTS][2];
+    const char *flags[MAX_OPTS][2]; /* the official flags as KEY VALUE, applied after opts */
 } args;
 
 /* 0, or 2 after a message (bad arguments; the caller prints the usage). */
@@ -112,9 +112,10 @@ static int parse_args(int argc, char **argv, args *a) {
                         argv[i]);
                 return 2;
             }
-        } else if (!strcmp(s, "--disable_amp")) a->disable_amp = 1;
-        else if (!strcmp(s, "--use-checkpoint")) a->use_checkpoint = 1;
-        else if (!strcmp(s, "--opts")) {
+        } else if (mt_config_flag_key(s, NULL) && a->nflags < MAX_OPTS) {
+            a->flags[a->nflags][0] = mt_config_flag_key(s, &a->flags[a->nflags][1]);
+            a->nflags++;
+        } else if (!strcmp(s, "--opts")) {
             char err[256];
             if (mt_opts_collect(argc, argv, &i, a->opts, &a->nopts, MAX_OPTS, err, sizeof err)) {
                 fprintf(stderr, "train_step: %s\n", err);
@@ -135,21 +136,14 @@ static int parse_args(int argc, char **argv, args *a) {
  * flags (they override --opts, as config.py's update_config does), then the
  * benchmark's batch with one micro-batch per update. */
 static mt_status load_config(args *a, mt_config *cfg, char *err, size_t errlen) {
-    mt_status st;
-    if (a->config) {
-        mt_config_default(cfg);
-        st = mt_config_load(cfg, a->config, err, errlen);
-    } else {
-        st = mt_config_builtin(cfg, err, errlen);
-    }
+    mt_status st = mt_config_start(cfg, a->config, err, errlen);
     int batch_opt = 0;
     for (int i = 0; !st && i < a->nopts; i++) {
         st = mt_config_set(cfg, a->opts[i][0], a->opts[i][1], err, errlen);
         batch_opt |= !strcmp(a->opts[i][0], "DATA.BATCH_SIZE");
     }
-    if (!st && a->disable_amp) st = mt_config_set(cfg, "AMP_ENABLE", "False", err, errlen);
-    if (!st && a->use_checkpoint)
-        st = mt_config_set(cfg, "TRAIN.USE_CHECKPOINT", "True", err, errlen);
+    for (int i = 0; !st && i < a->nflags; i++)
+        st = mt_config_set(cfg, a->flags[i][0], a->flags[i][1], err, errlen);
     if (st) return st;
     /* --batch wins; an explicit --opts DATA.BATCH_SIZE comes next; the
      * file's or built-in batch size (a training batch of 32 or more) is not

@@ -27,8 +27,9 @@ typedef struct {
     int synthetic, steps, quiet, seed_set, bench;
     char progress; /* 'b' bar, 'l' lines, 0 auto */
     long seed;
-    int nopts;
+    int nopts, nflags;
     const char *opts[64][2];
+    const char *flags[64][2]; /* the official flags as KEY VALUE, applied after opts */
 } args;
 
 /* Set by SIGTERM / SIGUSR1 (as SLURM sends before a time limit); the step
@@ -85,16 +86,9 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
         else if (!strcmp(s, "--quiet")) a->quiet = 1;
         else if (!strcmp(s, "--bench")) a->bench = 1;
-        else if (!strcmp(s, "--disable_amp") || !strcmp(s, "--use-checkpoint")) {
-            /* the official flags, as the keys they stand for */
-            if (a->nopts == 64) {
-                if (!rank) fprintf(stderr, "mtlora_dist: --opts: more than 64 keys\n");
-                return 2;
-            }
-            const int amp = s[2] == 'd';
-            a->opts[a->nopts][0] = amp ? "AMP_ENABLE" : "TRAIN.USE_CHECKPOINT";
-            a->opts[a->nopts][1] = amp ? "False" : "True";
-            a->nopts++;
+        else if (mt_config_flag_key(s, NULL) && a->nflags < 64) {
+            a->flags[a->nflags][0] = mt_config_flag_key(s, &a->flags[a->nflags][1]);
+            a->nflags++;
         }
         else if (!strcmp(s, "--progress") && has) {
             const char *v = argv[++i];
@@ -138,15 +132,11 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
 }
 
 static mt_status load_config(const args *a, mt_config *cfg, char *err, size_t errlen) {
-    mt_status st;
-    if (a->config) {
-        mt_config_default(cfg);
-        st = mt_config_load(cfg, a->config, err, errlen);
-    } else {
-        st = mt_config_builtin(cfg, err, errlen);
-    }
+    mt_status st = mt_config_start(cfg, a->config, err, errlen);
     if (!st && a->tasks) st = mt_config_set_tasks(cfg, a->tasks, err, errlen);
     for (int i = 0; !st && i < a->nopts; i++) st = mt_config_set(cfg, a->opts[i][0], a->opts[i][1], err, errlen);
+    for (int i = 0; !st && i < a->nflags; i++)
+        st = mt_config_set(cfg, a->flags[i][0], a->flags[i][1], err, errlen);
     if (!st && a->steps > 0) cfg->run.max_steps = a->steps;
     if (!st && a->seed_set) cfg->seed = (int)a->seed;
     if (!st && a->data) snprintf(cfg->data_path, sizeof cfg->data_path, "%s", a->data);

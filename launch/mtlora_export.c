@@ -94,13 +94,7 @@ static int ends_with(const char *s, const char *suffix) {
 
 static int load_config(mt_config *cfg, const char *path, const char *const *opts, int nopts) {
     char err[600];
-    mt_status st;
-    if (path) {
-        mt_config_default(cfg);
-        st = mt_config_load(cfg, path, err, sizeof err);
-    } else {
-        st = mt_config_builtin(cfg, err, sizeof err);
-    }
+    mt_status st = mt_config_start(cfg, path, err, sizeof err);
     for (int k = 0; !st && k < nopts; k += 2) st = mt_config_set(cfg, opts[k], opts[k + 1], err, sizeof err);
     if (!st) st = mt_config_finalize(cfg, err, sizeof err);
     cfg->amp_enable = 0; /* merging and export read the exact f32 weights */

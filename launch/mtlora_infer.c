@@ -231,13 +231,7 @@ int main(int argc, char **argv) {
     }
     char err[512];
     mt_config cfg;
-    mt_status st;
-    if (config) {
-        mt_config_default(&cfg);
-        st = mt_config_load(&cfg, config, err, sizeof err);
-    } else {
-        st = mt_config_builtin(&cfg, err, sizeof err);
-    }
+    mt_status st = mt_config_start(&cfg, config, err, sizeof err);
     if (!st && tasks) st = mt_config_set_tasks(&cfg, tasks, err, sizeof err);
     for (int k = 0; !st && k < nopts; k += 2) st = mt_config_set(&cfg, opts[k], opts[k + 1], err, sizeof err);
     if (!st) st = mt_config_finalize(&cfg, err, sizeof err);

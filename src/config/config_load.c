@@ -442,3 +442,20 @@ mt_status mt_opts_collect(int argc, char **argv, int *i, const char *opts[][2], 
     }
     return MT_OK;
 }
+
+mt_status mt_config_start(mt_config *cfg, const char *path, char *err, size_t errlen) {
+    if (!path) return mt_config_builtin(cfg, err, errlen);
+    mt_config_default(cfg);
+    return mt_config_load(cfg, path, err, errlen);
+}
+
+const char *mt_config_flag_key(const char *arg, const char **value) {
+    static const char *const flags[][3] = {{"--disable_amp", "AMP_ENABLE", "False"},
+                                           {"--use-checkpoint", "TRAIN.USE_CHECKPOINT", "True"}};
+    for (size_t i = 0; arg && i < sizeof flags / sizeof flags[0]; i++)
+        if (!strcmp(arg, flags[i][0])) {
+            if (value) *value = flags[i][2];
+            return flags[i][1];
+        }
+    return NULL;
+}

@@ -129,11 +129,7 @@ static mt_status merge_forward(mt_ctx *ctx, const swin_stage *st, merge_acts *ma
     MT_CHECK(patch_merge_gather_forward(ctx, ma->gath, src, B, st->H, st->W, C));
     MT_CHECK(layernorm_forward(ctx, ma->normed, ma->mean, ma->var, ma->gath, st->mnorm_w.v,
                                st->mnorm_b.v, mrows, 4 * C));
-    if (red->w.h)
-        MT_CHECK(linear_bf16_forward(ctx, ma->out, NULL, ma->normed, red->w.h, NULL, mrows, 4 * C,
-                                     2 * C));
-    else
-        MT_CHECK(linear_forward(ctx, ma->out, ma->normed, red->w.v, NULL, mrows, 4 * C, 2 * C));
+    MT_CHECK(base_forward(ctx, red, ma->out, ma->normed, mrows));
     if (!red->r) return MT_OK;
     MT_CHECK(lora_dropout_apply(ctx, ma->normed_drop, ma->normed, (size_t)mrows * 4 * C,
                                 red->dropout, training, seed, site));
@@ -150,12 +146,7 @@ static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_a
     mt_zero(w->m_normed, nn);
     MT_CHECK(shared_lora_backward(ctx, red, w->m_normed, w->m_normed_drop, 0, d_out,
                                   ma->normed_drop, ma->mid, mrows, training, seed, site));
-    if (red->w.h)
-        MT_CHECK(linear_bf16_backward_data(ctx, w->m_normed, d_out, red->w.h, mrows, 4 * C, 2 * C,
-                                           1));
-    else
-        MT_CHECK(linear_backward(ctx, w->m_normed, red->w.g, NULL, d_out, ma->normed, red->w.v,
-                                 mrows, 4 * C, 2 * C));
+    MT_CHECK(base_backward(ctx, red, w->m_normed, d_out, ma->normed, mrows, 1));
     mt_zero(w->m_gath, nn);
     MT_CHECK(layernorm_backward(ctx, w->m_gath, st->mnorm_w.g, st->mnorm_b.g, w->m_normed, ma->gath,
                                 ma->mean, ma->var, st->mnorm_w.v, st->mnorm_b.v, mrows, 4 * C));

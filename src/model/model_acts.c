@@ -23,6 +23,7 @@
 typedef struct {
     char *base; /* NULL while measuring */
     size_t used;
+    size_t peak; /* the most `used` has been (the shared area's size) */
 } arena;
 
 /* nfloats from a, 64-byte aligned (and every size a multiple of 64). */
@@ -30,7 +31,16 @@ static float *take(arena *a, size_t nfloats) {
     size_t bytes = (nfloats * sizeof(float) + 63) & ~(size_t)63;
     float *p = a->base ? (float *)(a->base + a->used) : NULL;
     a->used += bytes ? bytes : 64;
+    if (a->used > a->peak) a->peak = a->used;
     return p;
+}
+
+/* Where one layer's inner tensors go: the shared recompute area, from its
+ * start, or (sh NULL) the arena itself. */
+static arena *inner(arena *ar, arena *sh) {
+    if (!sh) return ar;
+    sh->used = 0;
+    return sh;
 }
 
 /* Every buffer's shape is written at its field in model_internal.h. sh:
@@ -47,7 +57,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
     /* the encoder runs every path as one batch of P * B images */
     const size_t Be = (size_t)m->P * B;
     a->pe_rep = m->P > 1 ? take(ar, Be * m->grid0 * m->grid0 * c->embed_dim) : NULL;
-    size_t max_n = 0, max_n4 = 0, sh_bytes = 0;
+    size_t max_n = 0, max_n4 = 0;
     for (int s = 0; s < m->L; s++) {
         swin_stage *st = &m->stages[s];
         size_t rows = Be * st->H * st->W, C = (size_t)st->dim;
@@ -59,8 +69,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
             block_acts *ba = &a->blocks[s][b];
             size_t N = (size_t)blk->ws * blk->ws, nwb = rows / N;
             /* the block's inner tensors: its own, or the shared area's start */
-            arena *in = sh ? sh : ar;
-            if (sh) sh->used = 0;
+            arena *in = inner(ar, sh);
             ba->ln1 = take(in, n);
             ba->mean1 = take(in, rows);
             ba->var1 = take(in, rows);
@@ -104,7 +113,6 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
                 ba->mid_fc2_t[t] = take(in, rows * blk->fc2.task_rank[t]);
                 ba->out_t[t] = take(ar, n); /* kept */
             }
-            if (sh && sh->used > sh_bytes) sh_bytes = sh->used;
         }
         if (st->has_merge) {
             size_t mrows = rows / 4;
@@ -113,8 +121,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
                 /* with recompute only the merged output is kept; the
                  * backward re-runs each merge from its kept input */
                 merge_acts *ma = &a->merge[s][p];
-                arena *in = sh ? sh : ar;
-                if (sh) sh->used = 0;
+                arena *in = inner(ar, sh);
                 ma->gath = take(in, mrows * 4 * C);
                 ma->normed = take(in, mrows * 4 * C);
                 ma->normed_drop = st->reduction.r && st->reduction.dropout > 0
@@ -123,7 +130,6 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
                 ma->var = take(in, mrows);
                 ma->mid = st->reduction.r ? take(in, mrows * st->reduction.r) : NULL;
                 ma->out = take(ar, mrows * 2 * C); /* kept */
-                if (sh && sh->used > sh_bytes) sh_bytes = sh->used;
             }
         }
     }
@@ -133,8 +139,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
         size_t h0 = (size_t)m->feat_res[0], hw0 = h0 * h0;
         /* with recompute, one task's decoder at a time: the same shared
          * area (the backward re-runs decoder t before its backward) */
-        arena *in = sh ? sh : ar;
-        if (sh) sh->used = 0;
+        arena *in = inner(ar, sh);
         for (int s = 0; s < m->L; s++) {
             size_t hw = (size_t)m->feat_res[s] * m->feat_res[s];
             d->down_tok[s] = take(in, (size_t)B * hw * c->decoder_channels[s]);
@@ -152,13 +157,12 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
         d->conv2 = take(in, (size_t)B * td->K * hw0);
         d->logits = take(ar, (size_t)B * td->K * m->S * m->S);  /* kept: the loss reads it */
         d->dlogits = take(ar, (size_t)B * td->K * m->S * m->S); /* kept */
-        if (sh && sh->used > sh_bytes) sh_bytes = sh->used;
     }
     a->tmp_img = take(ar, max_n);
     a->tmp_win = take(ar, max_n);
     a->tmp_base = take(ar, max_n);
     a->tmp_base4 = take(ar, max_n4);
-    return sh_bytes;
+    return sh ? sh->peak : 0;
 }
 
 static void layout_work(mt_model *m, arena *ar, int B) {
@@ -230,7 +234,6 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     for (int s = 0; s < m->L; s++)
         if ((size_t)c->decoder_channels[s] > maxch) maxch = (size_t)c->decoder_channels[s];
     size_t hw0 = (size_t)m->feat_res[0] * m->feat_res[0];
-    const size_t encoder_end = ar->used;
     ar->used = shared_from;
     w->d_conv2 = take(ar, (size_t)B * maxK * hw0);
     w->d_relu = take(ar, (size_t)B * 4 * maxcs * hw0);
@@ -240,7 +243,7 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     w->d_resized = take(ar, (size_t)B * maxch * hw0);
     w->d_down_nchw = take(ar, (size_t)B * maxch * hw0);
     w->d_down_tok = take(ar, (size_t)B * maxch * hw0);
-    if (ar->used < encoder_end) ar->used = encoder_end;
+    ar->used = ar->peak; /* the longer of the two groups */
 }
 
 void model_free_acts(mt_model *m) {
@@ -257,7 +260,7 @@ mt_status model_alloc_acts(mt_model *m, mt_ctx *ctx, int B) {
     const int shared = m->cfg.use_checkpoint != 0;
     if (m->B == B && m->act_mem && m->acts_shared == shared) return MT_OK;
     model_free_acts(m);
-    arena a = {NULL, 0}, sh = {NULL, 0}, w = {NULL, 0};
+    arena a = {NULL, 0, 0}, sh = {NULL, 0, 0}, w = {NULL, 0, 0};
     const size_t sh_bytes = layout_acts(m, &a, shared ? &sh : NULL, B);
     const size_t own = a.used; /* everything but the shared area, a multiple of 64 */
     layout_work(m, &w, B);

@@ -345,6 +345,14 @@ mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, block_acts *a,
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed);
 
+/* The base linear of a lora_linear, in bf16 when the model keeps a bf16
+ * copy of this frozen weight (AMP): out (rows, l->out) = W x + b, x (rows,
+ * l->in); the backward dx (rows, l->in) (+)= dy W, with W's and b's
+ * gradients when they train (a bf16 weight is frozen with its bias). */
+mt_status base_forward(mt_ctx *ctx, const lora_linear *l, float *out, const float *x, int rows);
+mt_status base_backward(mt_ctx *ctx, const lora_linear *l, float *dx, const float *dy,
+                        const float *x, int rows, int accumulate);
+
 /* Shared LoRA backward through its input dropout: d_in (rows, in) +=
  * drop'(g), g the gradient w.r.t. the dropped input in_drop (rows, in);
  * dy (rows, out), mid (rows, r). d_tmp (rows, in) is scratch, or

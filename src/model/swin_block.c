@@ -35,17 +35,13 @@ void add_into(float *out, const float *x, const float *y, size_t n) {
 
 static void zero(float *p, size_t n) { mt_zero(p, n); }
 
-/* out (rows, l->out) = W x + b, x (rows, l->in): the base linear, in bf16
- * when the model keeps a bf16 copy of this frozen weight (AMP). */
-static mt_status base_forward(mt_ctx *ctx, const lora_linear *l, float *out, const float *x,
+mt_status base_forward(mt_ctx *ctx, const lora_linear *l, float *out, const float *x,
                               int rows) {
     if (l->w.h) return linear_bf16_forward(ctx, out, NULL, x, l->w.h, l->b.h, rows, l->in, l->out);
     return linear_forward(ctx, out, x, l->w.v, l->b.v, rows, l->in, l->out);
 }
 
-/* dx (rows, l->in) (+)= dy W, and W's / b's gradients when they train;
- * dy (rows, l->out). A bf16 weight is frozen with its bias (no gradients). */
-static mt_status base_backward(mt_ctx *ctx, const lora_linear *l, float *dx, const float *dy,
+mt_status base_backward(mt_ctx *ctx, const lora_linear *l, float *dx, const float *dy,
                                const float *x, int rows, int accumulate) {
     if (l->w.h)
         return linear_bf16_backward_data(ctx, dx, dy, l->w.h, rows, l->in, l->out, accumulate);

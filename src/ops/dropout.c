@@ -23,38 +23,41 @@ static mt_status p_check(mt_ctx *ctx, const char *what, float p) {
  * with a shift chain, so the compiler vectorises both (the 64-bit
  * multiplies of the draws need AVX-512DQ: see the dispatch below). */
 #define DROPOUT_BLOCK 1024 /* elements per block, a multiple of 4 */
-#define DROPOUT_BODY                                                                       \
-    {                                                                                      \
-        union { uint64_t q[DROPOUT_BLOCK / 4]; uint16_t h[DROPOUT_BLOCK]; } draws;          \
-        const uint64_t mixed_seed = mt_rng_mix64(seed + 0x9e3779b97f4a7c15ULL);             \
-        for (size_t b0 = i0; b0 < i1; b0 += DROPOUT_BLOCK) {                               \
-            const size_t b1 = b0 + DROPOUT_BLOCK < i1 ? b0 + DROPOUT_BLOCK : i1;            \
-            const size_t q0 = b0 / 4, nq = (b1 - b0 + 3) / 4;                              \
-            for (size_t k = 0; k < nq; k++)                                                \
-                draws.q[k] = mt_rng_mix64(mixed_seed ^ ((offset + q0 + k) * 0x9e3779b97f4a7c15ULL)); \
-            const uint16_t *lane = draws.h;                                                \
-            const size_t len = b1 - b0;                                                    \
-            float *o = out + b0;                                                           \
-            const float *x = inp + b0;                                                     \
-            if (accumulate)                                                                \
-                for (size_t k = 0; k < len; k++)                                           \
-                    o[k] += x[k] * (lane[k] >= thresh16 ? keep_scale : 0.0f);              \
-            else                                                                           \
-                for (size_t k = 0; k < len; k++)                                           \
-                    o[k] = x[k] * (lane[k] >= thresh16 ? keep_scale : 0.0f);               \
-        }                                                                                  \
+static inline __attribute__((always_inline)) void
+dropout_body(float *out, const float *inp, size_t i0, size_t i1, uint32_t thresh16,
+             float keep_scale, uint64_t seed, uint64_t offset, int accumulate) {
+    union { uint64_t q[DROPOUT_BLOCK / 4]; uint16_t h[DROPOUT_BLOCK]; } draws;
+    const uint64_t mixed_seed = mt_rng_mix64(seed + 0x9e3779b97f4a7c15ULL);
+    for (size_t b0 = i0; b0 < i1; b0 += DROPOUT_BLOCK) {
+        const size_t b1 = b0 + DROPOUT_BLOCK < i1 ? b0 + DROPOUT_BLOCK : i1;
+        const size_t q0 = b0 / 4, nq = (b1 - b0 + 3) / 4, len = b1 - b0;
+        for (size_t k = 0; k < nq; k++)
+            draws.q[k] = mt_rng_mix64(mixed_seed ^ ((offset + q0 + k) * 0x9e3779b97f4a7c15ULL));
+        float *o = out + b0;
+        const float *x = inp + b0;
+        if (accumulate)
+            for (size_t k = 0; k < len; k++)
+                o[k] += x[k] * (draws.h[k] >= thresh16 ? keep_scale : 0.0f);
+        else
+            for (size_t k = 0; k < len; k++)
+                o[k] = x[k] * (draws.h[k] >= thresh16 ? keep_scale : 0.0f);
     }
+}
 
+/* The same body compiled twice: for any x86-64, and (inlined there) with
+ * AVX-512, chosen at run time. */
 static void dropout_range(float *out, const float *inp, size_t i0, size_t i1, uint32_t thresh16,
-                          float keep_scale, uint64_t seed, uint64_t offset, int accumulate)
-    DROPOUT_BODY
+                          float keep_scale, uint64_t seed, uint64_t offset, int accumulate) {
+    dropout_body(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 static void dropout_range_avx512(float *out, const float *inp, size_t i0, size_t i1,
                                  uint32_t thresh16, float keep_scale, uint64_t seed,
-                                 uint64_t offset, int accumulate)
-    DROPOUT_BODY
+                                 uint64_t offset, int accumulate) {
+    dropout_body(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
+}
 static int have_avx512dq(void) {
     return __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
 }

@@ -145,6 +145,10 @@ void mt_config_default(mt_config *cfg);
  * TASKS [semseg, human_parts, sal, normals]. Not finalized. */
 mt_status mt_config_builtin(mt_config *cfg, char *err, size_t errlen);
 
+/* The programs' starting point: the defaults merged with the YAML file
+ * `path`, or the built-in model when path is NULL. Not finalized. */
+mt_status mt_config_start(mt_config *cfg, const char *path, char *err, size_t errlen);
+
 /* Merges a YAML file into cfg. Errors name the file and the key. */
 mt_status mt_config_load(mt_config *cfg, const char *path, char *err, size_t errlen);
 
@@ -159,6 +163,12 @@ mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char
  * for a key without a value or more than cap pairs. */
 mt_status mt_opts_collect(int argc, char **argv, int *i, const char *opts[][2], int *n, int cap,
                           char *err, size_t errlen);
+
+/* The official main.py flags that stand for a config key: returns the key
+ * and sets *value for "--disable_amp" (AMP_ENABLE False) and
+ * "--use-checkpoint" (TRAIN.USE_CHECKPOINT True), NULL for any other
+ * argument. Programs apply them after --opts, as update_config does. */
+const char *mt_config_flag_key(const char *arg, const char **value);
 
 /* Sets the task list from "semseg,human_parts" (as --tasks). */
 mt_status mt_config_set_tasks(mt_config *cfg, const char *list, char *err, size_t errlen);
