@@ -85,6 +85,14 @@ void atomic_file_abort(atomic_file *af) {
     af->tmp[0] = 0;
 }
 
+mt_status atomic_rename(const char *from, const char *to, char *err, size_t errlen) {
+    if (rename(from, to) != 0)
+        return mt_errf(err, errlen, MT_ERR_IO, "%s: rename of %s failed: %s", to, from, strerror(errno));
+    if (sync_dir(to) != 0)
+        return mt_errf(err, errlen, MT_ERR_IO, "%s: fsync of its directory failed: %s", to, strerror(errno));
+    return MT_OK;
+}
+
 mt_status atomic_write(const char *path, const void *data, size_t n, char *err, size_t errlen) {
     atomic_file af;
     mt_status st = atomic_file_open(&af, path, err, errlen);

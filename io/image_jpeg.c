@@ -9,7 +9,12 @@
  *
  * The encoder writes into memory, and only then does img_jpeg_write create
  * the file: encoder failures never leave a file behind, and I/O failures
- * get errno's reason. */
+ * get errno's reason.
+ *
+ * A hostile file must not cost more than a real one: the decoder bounds
+ * libjpeg's working memory (JPEG_MAX_WORK_BYTES), the number of scans
+ * (JPEG_MAX_SCANS) and grows the pixel buffer as rows arrive, so a short
+ * file that claims a huge size fails having allocated about what it holds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +28,20 @@
 
 /* Room for a libjpeg message plus our explanation around it. */
 #define REASON_LEN (JMSG_LENGTH_MAX + 96)
+
+/* libjpeg's own working memory. A progressive or multi-scan file needs a
+ * whole-image coefficient buffer, which libjpeg allocates zeroed before it
+ * has read any scan: without a cap, a 200-byte file claiming 65535x4096
+ * would cost GBs. 512 MiB holds a 4:2:0 colour image of about 180
+ * megapixels, far beyond any dataset photograph. */
+#define JPEG_MAX_WORK_BYTES (512L << 20)
+/* Every scan of a multi-scan file is a pass over the whole image; real
+ * encoders write at most a few dozen (libjpeg's progressive default is 10),
+ * while a small file can hold thousands of empty ones: a time bomb. */
+#define JPEG_MAX_SCANS 100
+/* The pixel buffer starts with at most this many bytes of rows and doubles
+ * as decoded rows need it, so memory follows the data actually present. */
+#define JPEG_FIRST_PIXEL_BYTES ((size_t)64 << 20)
 
 /* ---- libjpeg error handling ---------------------------------------------- */
 
@@ -42,6 +61,8 @@ static const char *jpeg_problem(const jpeg_fail_mgr *m, int warning) {
     case JERR_INPUT_EMPTY:
     case JERR_NO_SOI: return "not a JPEG file";
     case JERR_OUT_OF_MEMORY: return "out of memory";
+    case JERR_NO_BACKING_STORE: /* the JPEG_MAX_WORK_BYTES cap was hit */
+        return "image needs more than 512 MiB of decoder working memory";
     default: break;
     }
     if (m->encoding) return "cannot encode JPEG";
@@ -98,11 +119,39 @@ jpeg_refuse(jpeg_fail_mgr *m, mt_status st, const char *fmt, ...) {
 /* ---- JPEG decode --------------------------------------------------------- */
 
 typedef struct {
-    struct jpeg_decompress_struct cinfo;
+    struct jpeg_decompress_struct cinfo; /* first: the progress hook casts back */
     jpeg_fail_mgr fail;
+    struct jpeg_progress_mgr progress;
     int created;
     uint8_t *pixels;
+    size_t rows_allocated;
 } jpeg_decode_job;
+
+/* libjpeg calls this while it absorbs a multi-scan file (once per iMCU row
+ * of each scan), which is where a file with endless scans would spend its
+ * time. */
+static void jpeg_watch_scans(j_common_ptr common) {
+    jpeg_decode_job *job = (jpeg_decode_job *)common;
+    if (job->cinfo.input_scan_number > JPEG_MAX_SCANS)
+        jpeg_refuse(&job->fail, MT_ERR_FORMAT,
+                    "JPEG has more than %d scans (real encoders write a few dozen at most)",
+                    JPEG_MAX_SCANS);
+}
+
+/* Makes room for row y (0-based) of w RGB pixels: doubling, so a file that
+ * claims more rows than its data holds never gets the full buffer. */
+static void jpeg_reserve_row(jpeg_decode_job *job, size_t y, size_t w, size_t h) {
+    if (y < job->rows_allocated) return;
+    size_t stride = w * 3;
+    size_t rows = job->rows_allocated ? job->rows_allocated * 2 : JPEG_FIRST_PIXEL_BYTES / stride;
+    if (rows < 16) rows = 16;
+    if (rows > h) rows = h;
+    uint8_t *bigger = realloc(job->pixels, rows * stride);
+    if (!bigger)
+        jpeg_refuse(&job->fail, MT_ERR_NOMEM, "out of memory for %zux%zu RGB pixels", w, rows);
+    job->pixels = bigger;
+    job->rows_allocated = rows;
+}
 
 /* PIL decides by component count: 1 -> "L" (replicated by convert('RGB')),
  * 3 -> "RGB"; libjpeg's guess of the file's colour space is what PIL uses
@@ -133,6 +182,9 @@ static mt_status jpeg_decode_guarded(jpeg_decode_job *job, const uint8_t *bytes,
     if (setjmp(job->fail.jump)) return job->fail.status;
     job->created = 1; /* jpeg_destroy is a no-op on the zeroed struct if create fails */
     jpeg_create_decompress(ci);
+    ci->mem->max_memory_to_use = JPEG_MAX_WORK_BYTES;
+    job->progress.progress_monitor = jpeg_watch_scans;
+    ci->progress = &job->progress;
     jpeg_mem_src(ci, bytes, (unsigned long)n);
     jpeg_read_header(ci, TRUE);
     ci->out_color_space = jpeg_output_space(job);
@@ -142,10 +194,8 @@ static mt_status jpeg_decode_guarded(jpeg_decode_job *job, const uint8_t *bytes,
                     (unsigned)ci->image_width, (unsigned)ci->image_height, IMG_MAX_SIDE);
     jpeg_start_decompress(ci);
     size_t w = ci->output_width, h = ci->output_height;
-    job->pixels = malloc(w * h * 3);
-    if (!job->pixels)
-        jpeg_refuse(&job->fail, MT_ERR_NOMEM, "out of memory for %zux%zu RGB pixels", w, h);
     while (ci->output_scanline < h) {
+        jpeg_reserve_row(job, ci->output_scanline, w, h);
         uint8_t *row = job->pixels + (size_t)ci->output_scanline * w * 3;
         if (jpeg_read_scanlines(ci, &row, 1) != 1)
             jpeg_refuse(&job->fail, MT_ERR_FORMAT, "JPEG decoder stopped at row %u",

@@ -10,7 +10,23 @@
  *
  * The encoder writes into memory, and only then does img_png_write create
  * the file: encoder failures never leave a file behind, and I/O failures
- * get errno's reason. */
+ * get errno's reason.
+ *
+ * A hostile file must not cost more than a real one. The chunk structure
+ * is checked first, by us, on the bytes in memory (png_walk_chunks: every
+ * chunk inside the file with a correct CRC, up to IEND), so png_read_end
+ * is never needed. Once the last row is read, libpng inflates whatever
+ * IDAT data is left, only to warn about it: a zlib bomb's surplus, 1032
+ * bytes per byte. So libpng gets IDAT in small pieces (PNG_IDAT_PIECE) and,
+ * from the last row on, at most PNG_TAIL_SLACK bytes beyond two rows' worth
+ * (png_read_from_memory): more is refused, so the work stays bounded by the
+ * declared size. The image data cannot
+ * inflate beyond deflate's 1032:1, so a header claiming more pixels than
+ * the IDAT chunks could hold is refused before any pixel buffer exists
+ * (png_check_claim); non-interlaced rows go into a buffer that grows as
+ * they arrive; libpng's per-chunk allocations are capped
+ * (PNG_MAX_CHUNK_BYTES); the text, ICC and sPLT chunks, which we never use,
+ * are skipped unread, so their compressed payloads cost nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +39,26 @@
 
 /* Room for a libpng message plus our explanation around it. */
 #define REASON_LEN 296
+
+/* deflate's best case: a 258-byte match coded in two 1-bit codes. */
+#define PNG_MAX_INFLATE_RATIO 1032u
+/* Zlib header, block headers and chunk framing of a tiny image. */
+#define PNG_INFLATE_SLACK 4096u
+/* One ancillary chunk (or its decompressed text) may take this much:
+ * libpng's own default, set here so no build of it can differ. */
+#define PNG_MAX_CHUNK_BYTES 8000000u
+/* libpng reads IDAT through us in pieces of this size (its read-side
+ * compression buffer), so what it holds unread is small. */
+#define PNG_IDAT_PIECE 512u
+/* Bytes the reader may take, beyond 2 rows' worth, from the start of the
+ * last png_read_row on (that row's tail, the zlib trailer, CRCs): a real
+ * file needs a few dozen. */
+#define PNG_TAIL_SLACK 2048u
+/* At most this many stored ancillary chunks (sPLT, unknown ones). */
+#define PNG_MAX_CACHED_CHUNKS 128u
+/* The pixel buffer of a non-interlaced image starts with at most this many
+ * bytes of rows and doubles as rows arrive, as in image_jpeg.c. */
+#define PNG_FIRST_PIXEL_BYTES ((size_t)64 << 20)
 
 /* ---- libpng error handling ----------------------------------------------- */
 
@@ -60,14 +96,88 @@ png_refuse(png_fail_state *s, mt_status st, const char *fmt, ...) {
     png_error(s->png, s->reason);
 }
 
+/* ---- chunk structure ----------------------------------------------------- */
+
+static uint32_t png_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The PNG (zlib) CRC-32. The table lives on the caller's stack: 2048 steps
+ * per decode, and no global state. */
+static void png_crc_table(uint32_t t[256]) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+        t[i] = c;
+    }
+}
+
+static uint32_t png_crc_of(const uint32_t t[256], const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) c = t[(c ^ p[i]) & 0xffu] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+
+/* A chunk type for messages: its letters, '?' for any other byte. */
+static void png_chunk_name(const uint8_t *p, char out[5]) {
+    for (int i = 0; i < 4; i++) {
+        int letter = (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z');
+        out[i] = letter ? (char)p[i] : '?';
+    }
+    out[4] = '\0';
+}
+
+/* Every chunk from the signature to IEND lies inside the n bytes and has
+ * the right CRC; *idat_bytes is the sum of the IDAT lengths. Bytes after
+ * IEND are ignored, as libpng and PIL ignore them. */
+static mt_status png_walk_chunks(const uint8_t *b, size_t n, uint64_t *idat_bytes, char *reason,
+                                 size_t len) {
+    uint32_t table[256];
+    png_crc_table(table);
+    *idat_bytes = 0;
+    for (size_t pos = 8;;) {
+        if (n - pos < 12) {
+            snprintf(reason, len, "truncated PNG data (no IEND chunk: the file ends after %zu bytes)",
+                     n);
+            return MT_ERR_FORMAT;
+        }
+        uint32_t length = png_be32(b + pos);
+        char name[5];
+        png_chunk_name(b + pos + 4, name);
+        if (length > PNG_UINT_31_MAX) {
+            snprintf(reason, len, "corrupt PNG data (chunk %s at byte %zu has length %lu > 2^31-1)",
+                     name, pos, (unsigned long)length);
+            return MT_ERR_FORMAT;
+        }
+        if (n - pos - 12 < length) {
+            snprintf(reason, len,
+                     "truncated PNG data (chunk %s at byte %zu needs %lu bytes; the file ends "
+                     "after %zu bytes)",
+                     name, pos, (unsigned long)length + 12, n);
+            return MT_ERR_FORMAT;
+        }
+        if (png_crc_of(table, b + pos + 4, 4 + (size_t)length) != png_be32(b + pos + 8 + length)) {
+            snprintf(reason, len, "corrupt PNG data (CRC error in chunk %s at byte %zu)", name, pos);
+            return MT_ERR_FORMAT;
+        }
+        if (!memcmp(name, "IDAT", 4)) *idat_bytes += length;
+        if (!memcmp(name, "IEND", 4)) return MT_OK;
+        pos += 12 + (size_t)length;
+    }
+}
+
 /* ---- PNG read ------------------------------------------------------------ */
 
 typedef struct {
     png_fail_state fail; /* first: the error pointer is the job */
     const uint8_t *bytes;
     size_t n, pos;
+    uint64_t idat_bytes; /* what png_walk_chunks counted */
     uint8_t *pixels;
-    png_bytep *rows;
+    size_t rows_allocated; /* rows the pixel buffer holds so far */
+    int in_last_row;           /* the final png_read_row call has begun */
+    size_t tail_budget;        /* bytes the reader may take from then on */
+    int passes;                /* 1, or 7 for Adam7 */
     int h, w, c;
     int gray_scale; /* PIL's 'L' for 2/4-bit gray stretches values to 0..255 */
 } png_read_job;
@@ -77,6 +187,14 @@ static void png_read_from_memory(png_structp png, png_bytep dst, size_t len) {
     if (job->n - job->pos < len)
         png_refuse(&job->fail, MT_ERR_FORMAT, "truncated PNG data (file ends after %zu bytes)",
                    job->n);
+    if (job->in_last_row) {
+        if (len > job->tail_budget)
+            png_refuse(&job->fail, MT_ERR_FORMAT,
+                       "corrupt PNG data (the image data goes on past the last of its %d rows, "
+                       "at byte %zu: a zlib bomb or a wrong size in IHDR)",
+                       job->h, job->pos);
+        job->tail_budget -= len;
+    }
     memcpy(dst, job->bytes + job->pos, len);
     job->pos += len;
 }
@@ -103,22 +221,101 @@ static void png_choose_layout(png_read_job *job) {
     job->gray_scale = 1;
     if (type == PNG_COLOR_TYPE_GRAY && depth == 2) job->gray_scale = 85;
     if (type == PNG_COLOR_TYPE_GRAY && depth == 4) job->gray_scale = 17;
-    png_set_interlace_handling(png);
+    job->passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
 }
 
-static void png_alloc_rows(png_read_job *job) {
-    png_structp png = job->fail.png;
+/* The image data of h rows is at least h * (1 + rowbytes) bytes once
+ * inflated (one filter byte per row; interlaced files have more), and the
+ * IDAT chunks cannot inflate to more than 1032 times their size. A header
+ * claiming more is a truncated file or a memory bomb: refused before any
+ * pixel buffer is allocated. Called before png_choose_layout, while the
+ * row size is still the file's (packed) one. */
+static void png_check_claim(png_read_job *job) {
+    uint64_t rowbytes = png_get_rowbytes(job->fail.png, job->fail.info);
+    uint64_t raw = (uint64_t)job->h * (rowbytes + 1);
+    uint64_t most = job->idat_bytes * PNG_MAX_INFLATE_RATIO + PNG_INFLATE_SLACK;
+    if (raw > most)
+        png_refuse(&job->fail, MT_ERR_FORMAT,
+                   "PNG header claims %dx%d pixels (%llu bytes of image data), more than its "
+                   "%llu bytes of IDAT can hold (deflate inflates at most %u:1): truncated or "
+                   "forged",
+                   job->w, job->h, (unsigned long long)raw, (unsigned long long)job->idat_bytes,
+                   PNG_MAX_INFLATE_RATIO);
+}
+
+static size_t png_checked_stride(png_read_job *job) {
     size_t stride = (size_t)job->w * (size_t)job->c;
-    if (png_get_rowbytes(png, job->fail.info) != stride)
+    if (png_get_rowbytes(job->fail.png, job->fail.info) != stride)
         png_refuse(&job->fail, MT_ERR_FORMAT, "unexpected PNG row size %zu (wanted %zu)",
-                   (size_t)png_get_rowbytes(png, job->fail.info), stride);
-    job->pixels = malloc(stride * (size_t)job->h);
-    job->rows = malloc(sizeof *job->rows * (size_t)job->h);
-    if (!job->pixels || !job->rows)
-        png_refuse(&job->fail, MT_ERR_NOMEM, "out of memory for %dx%dx%d pixels", job->h, job->w,
-                   job->c);
-    for (int y = 0; y < job->h; y++) job->rows[y] = job->pixels + (size_t)y * stride;
+                   (size_t)png_get_rowbytes(job->fail.png, job->fail.info), stride);
+    return stride;
+}
+
+static void png_refuse_nomem(png_read_job *job, size_t rows) {
+    png_refuse(&job->fail, MT_ERR_NOMEM, "out of memory for %zux%dx%d pixels", rows, job->w,
+               job->c);
+}
+
+/* Makes room for row y: doubling, so a file that claims more rows than its
+ * data holds never gets the whole buffer. */
+static void png_reserve_row(png_read_job *job, size_t y, size_t stride) {
+    if (y < job->rows_allocated) return;
+    size_t h = (size_t)job->h;
+    size_t rows = job->rows_allocated ? job->rows_allocated * 2 : PNG_FIRST_PIXEL_BYTES / stride;
+    if (rows < 16) rows = 16;
+    if (rows > h) rows = h;
+    uint8_t *bigger = realloc(job->pixels, rows * stride);
+    if (!bigger) png_refuse_nomem(job, rows);
+    job->pixels = bigger;
+    job->rows_allocated = rows;
+}
+
+/* One png_read_row call; the final one of the image (in which libpng
+ * inflates whatever data is left) gets the tail budget. */
+static void png_read_one_row(png_read_job *job, uint8_t *row, size_t stride, int last) {
+    if (last) {
+        job->in_last_row = 1;
+        job->tail_budget = 2 * (stride + 1) + PNG_TAIL_SLACK;
+    }
+    png_read_row(job->fail.png, row, NULL);
+}
+
+/* Non-interlaced: row by row, memory following the data present. */
+static void png_read_progressive_rows(png_read_job *job, size_t stride) {
+    size_t h = (size_t)job->h;
+    for (size_t y = 0; y < h; y++) {
+        png_reserve_row(job, y, stride);
+        png_read_one_row(job, job->pixels + y * stride, stride, y + 1 == h);
+    }
+}
+
+/* Interlaced: the first Adam7 pass already touches every eighth row, so
+ * the whole buffer is needed up front (png_check_claim has bounded it).
+ * Each pass visits every row, as png_read_image does; libpng combines the
+ * pass's pixels into it. */
+static void png_read_interlaced_rows(png_read_job *job, size_t stride) {
+    size_t h = (size_t)job->h;
+    job->pixels = malloc(stride * h);
+    if (!job->pixels) png_refuse_nomem(job, h);
+    for (int pass = 0; pass < job->passes; pass++)
+        for (size_t y = 0; y < h; y++)
+            png_read_one_row(job, job->pixels + y * stride, stride,
+                             pass + 1 == job->passes && y + 1 == h);
+}
+
+/* Bounds on what libpng itself may allocate or decompress for chunks. */
+static void png_set_reader_limits(png_structp png) {
+    /* Our own size check (png_read_guarded) gives the clearer message. */
+    png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    png_set_chunk_malloc_max(png, PNG_MAX_CHUNK_BYTES);
+    png_set_compression_buffer_size(png, PNG_IDAT_PIECE); /* read side: the IDAT piece */
+    png_set_chunk_cache_max(png, PNG_MAX_CACHED_CHUNKS);
+#ifdef PNG_HANDLE_AS_UNKNOWN_SUPPORTED
+    /* Neither PIL's pixels nor ours depend on these: skipped unread. */
+    static const png_byte unused[] = "iCCP\0iTXt\0tEXt\0zTXt\0sPLT";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, unused, 5);
+#endif
 }
 
 static mt_status png_read_guarded(png_read_job *job) {
@@ -127,8 +324,7 @@ static mt_status png_read_guarded(png_read_job *job) {
     if (setjmp(png_jmpbuf(png))) return job->fail.status;
     png_set_read_fn(png, job, png_read_from_memory);
     png_set_crc_action(png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
-    /* Our own size check below gives the clearer message. */
-    png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    png_set_reader_limits(png);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     if (img_dims_too_large(w, h))
@@ -137,10 +333,16 @@ static mt_status png_read_guarded(png_read_job *job) {
                    (unsigned long)h, IMG_MAX_SIDE);
     job->w = (int)w;
     job->h = (int)h;
+    png_check_claim(job);
+    int interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
     png_choose_layout(job);
-    png_alloc_rows(job);
-    png_read_image(png, job->rows);
-    png_read_end(png, NULL); /* checks the chunks after the image up to IEND */
+    size_t stride = png_checked_stride(job);
+    if (interlaced)
+        png_read_interlaced_rows(job, stride);
+    else
+        png_read_progressive_rows(job, stride);
+    /* No png_read_end: png_walk_chunks has checked the rest of the file up
+     * to IEND. */
     return MT_OK;
 }
 
@@ -150,10 +352,14 @@ static void stretch_gray(uint8_t *p, size_t n, int scale) {
 
 static mt_status png_decode(const uint8_t *bytes, size_t n, mt_image8 *out, const char *path,
                             char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
     if (n < 8 || png_sig_cmp(bytes, 0, 8) != 0)
         return mt_errf(err, errlen, MT_ERR_FORMAT, "%s: not a PNG file (bad signature)", path);
     png_read_job job;
     memset(&job, 0, sizeof job);
+    mt_status st = png_walk_chunks(bytes, n, &job.idat_bytes, job.fail.reason,
+                                   sizeof job.fail.reason);
+    if (st) return mt_errf(err, errlen, st, "%s: %s", path, job.fail.reason);
     job.bytes = bytes;
     job.n = n;
     job.fail.status = MT_ERR_FORMAT;
@@ -165,9 +371,8 @@ static mt_status png_decode(const uint8_t *bytes, size_t n, mt_image8 *out, cons
         png_destroy_read_struct(&job.fail.png, NULL, NULL);
         return mt_errf(err, errlen, MT_ERR_NOMEM, "%s: out of memory for the PNG reader", path);
     }
-    mt_status st = png_read_guarded(&job);
+    st = png_read_guarded(&job);
     png_destroy_read_struct(&job.fail.png, &job.fail.info, NULL);
-    free(job.rows);
     if (st) {
         free(job.pixels);
         return mt_errf(err, errlen, st, "%s: %s", path, job.fail.reason);
@@ -179,6 +384,13 @@ static mt_status png_decode(const uint8_t *bytes, size_t n, mt_image8 *out, cons
     out->c = job.c;
     out->data = job.pixels;
     return MT_OK;
+}
+
+mt_status img_png_decode(const uint8_t *bytes, size_t n, mt_image8 *out, const char *what,
+                         char *err, size_t errlen) {
+    if (!what) what = "PNG data";
+    if (!bytes || !out) return mt_errf(err, errlen, MT_ERR_ARG, "%s: null argument", what);
+    return png_decode(bytes, n, out, what, err, errlen);
 }
 
 mt_status img_png_read(const char *path, mt_image8 *out, char *err, size_t errlen) {

@@ -1,15 +1,22 @@
-/* safetensors.c - see safetensors.h. The JSON header is parsed by jansson
- * (duplicate names refused, NUL in strings refused, 64-bit integers), after
- * its length has been checked against the file and a fixed bound; then
- * every tensor's dtype, shape and offsets are checked against the data. */
+/* safetensors.c - see safetensors.h. The JSON header is parsed strictly
+ * (json_parse_strict: duplicate names refused, NUL refused, RFC 8259
+ * numbers, bounded nesting), after the file has been found regular, its
+ * header length checked against the file and a fixed bound, and the header
+ * found to be one object padded with spaces only; then every tensor's
+ * dtype, shape and offsets are checked against the data, and the offsets
+ * must tile the data exactly. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "mtlora/io/atomic_file.h"
+#include "mtlora/io/json_file.h"
 #include "mtlora/io/safetensors.h"
 
 #define fail mt_errf
@@ -17,6 +24,8 @@
 /* A header larger than this is refused unparsed: real ones are a few
  * hundred bytes per tensor, so 100 MiB is hundreds of thousands of tensors. */
 #define ST_MAX_HEADER ((uint64_t)100 << 20)
+/* A file larger than this is refused unread (Swin-L in float32 is 0.8 GB). */
+#define ST_MAX_FILE ((uint64_t)64 << 30)
 
 static const struct {
     const char *name;
@@ -133,25 +142,89 @@ static mt_status check_extent(const char *path, st_tensor *t, size_t data_len, c
     return MT_OK;
 }
 
+/* The tensors sorted by (begin, end) must tile the data section: the first
+ * at 0, each where the previous ends, the last at its end. The format
+ * forbids overlaps and holes; a reader that allowed them would accept
+ * bytes that belong to two tensors, or to none. */
+static int by_offsets(const void *a, const void *b) {
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+static mt_status check_tiling(const st_file *f, const char *path, char *err, size_t errlen) {
+    if (!f->count)
+        return f->data_len ? fail(err, errlen, MT_ERR_FORMAT,
+                                  "%s: %zu data bytes but no tensors: the format forbids bytes that "
+                                  "belong to no tensor", path, f->data_len)
+                           : MT_OK;
+    const st_tensor **order = malloc((size_t)f->count * sizeof *order);
+    if (!order) return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory for %d tensors", path, f->count);
+    for (int i = 0; i < f->count; i++) order[i] = &f->tensors[i];
+    qsort(order, (size_t)f->count, sizeof *order, by_offsets);
+    mt_status st = MT_OK;
+    size_t at = 0;
+    for (int i = 0; i < f->count && !st; i++) {
+        const st_tensor *t = order[i];
+        if (t->begin < at)
+            st = fail(err, errlen, MT_ERR_FORMAT,
+                      "%s: tensors %s [%zu, %zu) and %s [%zu, %zu) overlap in the data: the format "
+                      "forbids it", path, order[i - 1]->name, order[i - 1]->begin, order[i - 1]->end,
+                      t->name, t->begin, t->end);
+        else if (t->begin > at)
+            st = fail(err, errlen, MT_ERR_FORMAT,
+                      "%s: data bytes [%zu, %zu) before tensor %s belong to no tensor: the format "
+                      "forbids holes", path, at, t->begin, t->name);
+        at = t->end;
+    }
+    if (!st && at != f->data_len)
+        st = fail(err, errlen, MT_ERR_FORMAT,
+                  "%s: data bytes [%zu, %zu) after tensor %s belong to no tensor: the format forbids "
+                  "trailing bytes", path, at, f->data_len, order[f->count - 1]->name);
+    free(order);
+    return st;
+}
+
+/* The header is one JSON object, first byte '{', padded at the end with
+ * spaces (0x20) and nothing else: the format allows no other whitespace,
+ * text or NUL after the object. */
+static mt_status header_extent(const char *path, const char *hdr, size_t hlen, size_t *json_len,
+                               char *err, size_t errlen) {
+    if (!hlen) return malformed(path, "empty (0 bytes): expected '{'", err, errlen);
+    if (hdr[0] != '{')
+        return fail(err, errlen, MT_ERR_FORMAT,
+                    "%s: malformed safetensors header: expected '{' as its first byte, found 0x%02x",
+                    path, (unsigned char)hdr[0]);
+    size_t m = hlen;
+    while (m > 1 && hdr[m - 1] == ' ') m--;
+    if (hdr[m - 1] != '}')
+        return fail(err, errlen, MT_ERR_FORMAT,
+                    "%s: malformed safetensors header: its last byte before the padding spaces is "
+                    "0x%02x at header byte %zu, not the '}' closing the object (text after the object, "
+                    "padding other than spaces, or a cut header)", path, (unsigned char)hdr[m - 1], m - 1);
+    *json_len = m;
+    return MT_OK;
+}
+
+/* Nesting of a header: the object, a tensor's entry, its shape. */
+#define ST_MAX_DEPTH 3
+
 static mt_status parse_header(st_file *f, const char *path, const char *hdr, size_t hlen, char *err,
                               size_t errlen) {
-    json_error_t je;
-    json_t *root = json_loadb(hdr, hlen, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
-        if (json_error_code(&je) == json_error_duplicate_key)
-            return fail(err, errlen, MT_ERR_FORMAT,
-                        "%s: malformed safetensors header: a tensor or field appears twice (%s)", path,
-                        je.text);
-        return fail(err, errlen, MT_ERR_FORMAT, "%s: malformed safetensors header: %s (byte %d)", path,
-                    je.text, je.position);
-    }
-    mt_status st = MT_OK;
+    size_t jlen = 0;
+    mt_status st = header_extent(path, hdr, hlen, &jlen, err, errlen);
+    if (st) return st;
+    char what[600];
+    snprintf(what, sizeof what, "%s: malformed safetensors header", path);
+    json_t *root = NULL;
+    if ((st = json_parse_strict(what, hdr, jlen, ST_MAX_DEPTH, &root, err, errlen))) return st;
     if (!json_is_object(root)) st = malformed(path, "expected '{' (the header is not an object)", err, errlen);
     const size_t cap = json_is_object(root) ? json_object_size(root) : 0;
     if (!st && cap && !(f->tensors = calloc(cap, sizeof *f->tensors)))
         st = fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
     const char *name;
     json_t *v;
+    /* a second __metadata__ is a duplicate key, refused by the parser */
     if (!st) json_object_foreach(root, name, v) {
         if (!strcmp(name, "__metadata__")) {
             if ((st = check_metadata(path, v, err, errlen))) break;
@@ -171,6 +244,7 @@ static mt_status parse_header(st_file *f, const char *path, const char *hdr, siz
         f->count++;
     }
     json_decref(root);
+    if (!st) st = check_tiling(f, path, err, errlen);
     return st;
 }
 
@@ -181,45 +255,110 @@ void st_free(st_file *f) {
     memset(f, 0, sizeof *f);
 }
 
-mt_status st_load(st_file *f, const char *path, char *err, size_t errlen) {
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return fail(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) {
-        fclose(fp);
-        return fail(err, errlen, MT_ERR_IO, "%s: cannot seek", path);
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* Opens path for reading only when it is a regular file: stat first, so a
+ * FIFO is never opened (opening one for reading blocks until a writer
+ * comes) and a directory never read (its size from lseek is LLONG_MAX),
+ * then O_NONBLOCK and fstat for a file swapped in between. */
+static mt_status open_regular(const char *path, int *fd, size_t *size, char *err, size_t errlen) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return fail(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return fail(err, errlen, MT_ERR_IO, "%s: %s, not a regular file: refused unread", path,
+                    file_kind(sb.st_mode));
+    const int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (d < 0) return fail(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(d, &sb) != 0) {
+        const int e = errno;
+        close(d);
+        return fail(err, errlen, MT_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
     }
-    long len = ftell(fp);
-    rewind(fp);
-    if (len < 8) {
-        fclose(fp);
-        return fail(err, errlen, MT_ERR_FORMAT, "%s: %ld bytes: too short for safetensors", path, len);
+    if (!S_ISREG(sb.st_mode)) {
+        close(d);
+        return fail(err, errlen, MT_ERR_IO, "%s: replaced by %s while being opened: refused", path,
+                    file_kind(sb.st_mode));
     }
-    f->file = malloc((size_t)len);
-    if (!f->file) {
-        fclose(fp);
-        return fail(err, errlen, MT_ERR_NOMEM, "%s: cannot allocate %ld bytes", path, len);
+    *fd = d;
+    *size = (size_t)sb.st_size;
+    return MT_OK;
+}
+
+/* Reads exactly n bytes at the current offset. */
+static mt_status read_exact(int fd, const char *path, unsigned char *buf, size_t n, char *err,
+                            size_t errlen) {
+    size_t got = 0;
+    while (got < n) {
+        const ssize_t k = read(fd, buf + got, n - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return fail(err, errlen, MT_ERR_IO, "%s: read error: %s", path, strerror(errno));
+        if (k == 0) return fail(err, errlen, MT_ERR_IO, "%s: shrank while being read", path);
+        got += (size_t)k;
     }
-    size_t got = fread(f->file, 1, (size_t)len, fp);
-    fclose(fp);
-    if (got != (size_t)len) {
-        st_free(f);
-        return fail(err, errlen, MT_ERR_IO, "%s: short read", path);
-    }
-    f->file_len = (size_t)len;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->file[i];
-    if (hlen > f->file_len - 8 || hlen > ST_MAX_HEADER) {
-        st_free(f);
+    return MT_OK;
+}
+
+/* The file's size and header length, checked against each other and the
+ * bounds, before anything is allocated. */
+static mt_status read_prefix(int fd, const char *path, size_t size, unsigned char b[8], uint64_t *hlen,
+                             char *err, size_t errlen) {
+    if (size < 8)
+        return fail(err, errlen, MT_ERR_FORMAT, "%s: %zu bytes: too short for safetensors", path, size);
+    if ((uint64_t)size > ST_MAX_FILE)
+        return fail(err, errlen, MT_ERR_FORMAT, "%s: %zu bytes, more than the %llu a safetensors file "
+                    "may hold here", path, size, (unsigned long long)ST_MAX_FILE);
+    mt_status st = read_exact(fd, path, b, 8, err, errlen);
+    if (st) return st;
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--) h = (h << 8) | b[i];
+    if (h > size - 8 || h > ST_MAX_HEADER)
         return fail(err, errlen, MT_ERR_FORMAT,
                     "%s: header length %llu does not fit a %zu-byte file (truncated?)", path,
-                    (unsigned long long)hlen, (size_t)len);
+                    (unsigned long long)h, size);
+    *hlen = h;
+    return MT_OK;
+}
+
+static mt_status load(st_file *f, const char *path, int header_only, char *err, size_t errlen) {
+    memset(f, 0, sizeof *f);
+    int fd = -1;
+    size_t size = 0;
+    uint64_t hlen = 0;
+    unsigned char prefix[8];
+    mt_status st = open_regular(path, &fd, &size, err, errlen);
+    if (st) return st;
+    if ((st = read_prefix(fd, path, size, prefix, &hlen, err, errlen))) {
+        close(fd);
+        return st;
     }
-    f->data = f->file + 8 + hlen;
-    f->data_len = f->file_len - 8 - hlen;
-    mt_status st = parse_header(f, path, (const char *)f->file + 8, (size_t)hlen, err, errlen);
-    if (st) st_free(f);
+    const size_t want = header_only ? 8 + (size_t)hlen : size;
+    if (!(f->file = malloc(want))) {
+        close(fd);
+        return fail(err, errlen, MT_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, want);
+    }
+    memcpy(f->file, prefix, 8); /* f->file is the file's bytes from its start */
+    st = read_exact(fd, path, f->file + 8, want - 8, err, errlen);
+    close(fd); /* read-only: a close error cannot lose data */
+    if (st) {
+        st_free(f);
+        return st;
+    }
+    f->file_len = want;
+    f->data = header_only ? NULL : f->file + 8 + hlen;
+    f->data_len = size - 8 - (size_t)hlen;
+    if ((st = parse_header(f, path, (const char *)f->file + 8, (size_t)hlen, err, errlen))) st_free(f);
     return st;
+}
+
+mt_status st_load(st_file *f, const char *path, char *err, size_t errlen) {
+    return load(f, path, 0, err, errlen);
+}
+
+mt_status st_load_header(st_file *f, const char *path, char *err, size_t errlen) {
+    return load(f, path, 1, err, errlen);
 }
 
 const st_tensor *st_find(const st_file *f, const char *name) {
@@ -249,6 +388,7 @@ static float half_to_float(uint16_t h) {
 }
 
 mt_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *err, size_t errlen) {
+    if (!f->data) return fail(err, errlen, MT_ERR_ARG, "tensor %s: the file was loaded header only", t->name);
     const unsigned char *p = f->data + t->begin;
     for (size_t i = 0; i < t->count; i++) {
         switch (t->dtype) {
@@ -274,6 +414,7 @@ mt_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *er
 mt_status st_read_i64(const st_file *f, const st_tensor *t, int64_t *out, char *err, size_t errlen) {
     if (t->count != 1 || (t->dtype != ST_I64 && t->dtype != ST_I32))
         return fail(err, errlen, MT_ERR_FORMAT, "tensor %s: expected one integer", t->name);
+    if (!f->data) return fail(err, errlen, MT_ERR_ARG, "tensor %s: the file was loaded header only", t->name);
     if (t->dtype == ST_I64) memcpy(out, f->data + t->begin, 8);
     else { int32_t v; memcpy(&v, f->data + t->begin, 4); *out = v; }
     return MT_OK;

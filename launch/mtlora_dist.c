@@ -2,7 +2,8 @@
  *
  *   mpirun -np N mtlora_dist [--config FILE] [--tasks LIST] [--opts KEY VALUE ...]
  *                            [--data DIR | --synthetic-data] [--steps N] [--seed S]
- *                            [--save-trainable FILE] [--quiet]
+ *                            [--save-trainable FILE] [--resume auto|never|FILE] [--start-over]
+ *                            [--quiet]
  *
  * This file parses the flags, builds the configuration and hands the run to
  * trainer_run (mpi/trainer.c), where the set-up, the step loop (each update
@@ -24,7 +25,7 @@
 
 typedef struct {
     const char *config, *tasks, *data, *save_trainable, *resume, *metrics_url, *pretrained;
-    int synthetic, steps, quiet, seed_set, bench;
+    int synthetic, steps, quiet, seed_set, bench, start_over;
     char progress; /* 'b' bar, 'l' lines, 0 auto */
     long seed;
     int nopts, nflags;
@@ -44,7 +45,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mtlora_dist [--config FILE] [--tasks LIST] [--opts KEY VALUE ...]\n"
             "                   [--data SHARD_DIR | --synthetic-data] [--steps N] [--seed S]\n"
-            "                   [--save-trainable FILE] [--resume auto|FILE] [--quiet]\n"
+            "                   [--save-trainable FILE] [--resume auto|never|FILE] [--start-over] [--quiet]\n"
             "  --config          official-format YAML (default: the built-in Swin-T 448 MTLoRA)\n"
             "  --opts K V ...    override keys as the official main.py does (to the end of the line\n"
             "                    or the next --flag)\n"
@@ -64,8 +65,14 @@ static void usage(FILE *f) {
             "  --disable_amp     AMP_ENABLE False: every matmul in f32 (the official flag)\n"
             "  --use-checkpoint  TRAIN.USE_CHECKPOINT True: recompute each Swin block's\n"
             "                    activations in the backward (less memory, more time)\n"
-            "  --resume auto     continue from the newest valid checkpoint in RUN.DIR (if any)\n"
+            "  --resume auto     continue from the newest valid checkpoint in RUN.DIR; none there: start\n"
+            "                    fresh, but when RUN.DIR holds checkpoint files and none can be used\n"
+            "                    (corrupt, another configuration): stop, naming them (exit 1)\n"
+            "  --resume never    start fresh whatever RUN.DIR holds (its checkpoints are left alone)\n"
             "  --resume FILE     continue from that checkpoint\n"
+            "  --start-over      with --resume auto: when no checkpoint in RUN.DIR can be used, start a\n"
+            "                    new run beside them instead of stopping (a later --resume auto\n"
+            "                    continues the new run)\n"
             "  SIGTERM / SIGUSR1: checkpoint at the end of the current step on every rank, exit 3\n");
 }
 
@@ -86,6 +93,7 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         else if (!strcmp(s, "--synthetic-data")) a->synthetic = 1;
         else if (!strcmp(s, "--quiet")) a->quiet = 1;
         else if (!strcmp(s, "--bench")) a->bench = 1;
+        else if (!strcmp(s, "--start-over")) a->start_over = 1;
         else if (mt_config_flag_key(s, NULL) && a->nflags < 64) {
             a->flags[a->nflags][0] = mt_config_flag_key(s, &a->flags[a->nflags][1]);
             a->nflags++;
@@ -128,6 +136,13 @@ static int parse_args(int argc, char **argv, args *a, int rank) {
         if (!rank) fprintf(stderr, "mtlora_dist: --data and --synthetic-data exclude each other\n");
         return 2;
     }
+    if (a->start_over && a->resume && strcmp(a->resume, "auto") && strcmp(a->resume, "never")) {
+        if (!rank) fprintf(stderr, "mtlora_dist: --start-over goes with --resume auto, not --resume %s\n", a->resume);
+        return 2;
+    }
+    /* the trainer's resume mode for "auto, or a new run when nothing in
+     * RUN.DIR can be used" (dist_checkpoint.c) */
+    if (a->start_over && a->resume && !strcmp(a->resume, "auto")) a->resume = "auto-start-over";
     return 0;
 }
 
@@ -148,6 +163,9 @@ static mt_status load_config(const args *a, mt_config *cfg, char *err, size_t er
 int main(int argc, char **argv) {
     signal(SIGTERM, on_stop_signal);
     signal(SIGUSR1, on_stop_signal);
+    /* A file-size limit (ulimit -f) must surface as a failed write, named by
+     * the writer (EFBIG, as a full disk gives ENOSPC), not kill the rank. */
+    signal(SIGXFSZ, SIG_IGN);
     int provided;
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "mtlora_dist: MPI_Init_thread failed\n");

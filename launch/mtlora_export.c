@@ -260,6 +260,7 @@ static int run_adapter_in(const char *dir, const char *base, const char *pretrai
         rc = failf(1, "%s", err);
     if (!rc && mt_peft_check_covers(tm, m, mt_peft_is_trained_module, m, "trained-module", err, sizeof err))
         rc = failf(1, "%s", err);
+    if (!rc && mt_peft_check_counts(json, am, tm, err, sizeof err)) rc = failf(1, "%s", err);
     if (!rc && mt_model_load(m, ctx, am, MT_LOAD_SUBSET)) rc = failf(1, "%s", mt_ctx_error(ctx));
     if (!rc && mt_model_load(m, ctx, tm, MT_LOAD_SUBSET)) rc = failf(1, "%s", mt_ctx_error(ctx));
     if (!rc && mt_model_save(m, ctx, output)) rc = failf(1, "%s", mt_ctx_error(ctx));

@@ -4,6 +4,8 @@
 #ifndef MTLORA_TRAINER_INTERNAL_H
 #define MTLORA_TRAINER_INTERNAL_H
 
+#include <stdio.h>
+
 #include "mtlora/io/shards/shard_loader.h"
 #include "mtlora/model/model.h"
 #include "mtlora/mpi/dist.h"
@@ -32,9 +34,28 @@ typedef struct {
     int epoch_done;
     double sum_step, sum_comm, sum_data; /* whole run, this rank (for --bench) */
     long counted;
-    ckpt_state ck;            /* resume / checkpoint position */
+    ckpt_state ck;            /* resume / checkpoint position; ck.world is the world size the
+                               * run's global batch was set by (batch x world x accumulation of
+                               * the config), ck.batch counts that world's per-rank batches */
     uint64_t config_hash;
     watchdog wd;
+    /* Resumed on another number of ranks (trainer.c, adapt_world): the
+     * loader's batch index times pos_num / pos_den is ck.batch; gradients
+     * are multiplied by grad_scale (accumulation of the checkpoint's world
+     * over this one's: micro-batch gradients add up, not average). 1, 1, 1
+     * otherwise. */
+    int64_t pos_num, pos_den;
+    float grad_scale;
+    /* RUN.BAD_RECORDS (loader records replaced by the loader, see
+     * shard_loader.h): skip counts them, stop holds the update back (a NaN
+     * through the allreduce, see ready_hook) and stops after a checkpoint of
+     * the step before. */
+    int skip_bad;             /* 1: skip, 0: stop */
+    int bad_stop;             /* this rank met a bad record in this step (stop) */
+    long bad_epoch, bad_total;/* records skipped this epoch / this invocation, this rank */
+    int64_t step_epoch, step_batch; /* ck position at the start of the step */
+    float *buffers_before;    /* BatchNorm running statistics at the start of the step (stop) */
+    FILE *trace;              /* MTLORA_TRACE_RECORDS test hook: records per micro-batch */
 } trainer;
 
 /* Prints "mtlora_dist: rank R: msg" and ends the job on every rank. */

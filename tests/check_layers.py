@@ -47,6 +47,8 @@ OWNERS = {
     "curl/": {"io"},
     "png.h": {"io", "tests"},
     "jpeglib.h": {"io", "tests"},
+    # the shard reader inflates label chunks itself (io/shards/shard_chunk.c)
+    "zlib.h": {"shards"},
     # JSON documents: files (io), the PEFT adapter format (model), metric records (mpi)
     "jansson.h": {"io", "model", "mpi"},
 }

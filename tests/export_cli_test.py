@@ -275,6 +275,32 @@ if os.path.isdir(src):
     json.dump(J, open(os.path.join(bad, "adapter_config.json"), "w"))
     rc, log = run(EXPORT, ["--adapter", bad, "--base", base, "--output", os.path.join(WORK, "t.safetensors")])
     check("tampered layer_kinds refused naming the field", rc == 1 and '"layer_kinds"' in log, log)
+    # every field is checked (issue 14): alpha, dropout, bias, counts, and the text itself
+    def tampered(name, edit, needle, text_edit=None):
+        d = os.path.join(WORK, name)
+        shutil.copytree(src, d)
+        jp = os.path.join(d, "adapter_config.json")
+        if text_edit:
+            text = open(jp).read()
+            open(jp, "w").write(text_edit(text))
+        else:
+            J = json.load(open(jp))
+            edit(J)
+            json.dump(J, open(jp, "w"), indent=2)
+        rc, log = run(EXPORT, ["--adapter", d, "--base", base, "--output", os.path.join(WORK, "t.safetensors")])
+        check("%s refused naming the file and %s" % (name, needle),
+              rc == 1 and needle in log and "adapter_config.json" in log, log)
+    kind0 = sorted(json.load(open(os.path.join(src, "adapter_config.json")))["lora_alpha"])[0]
+    tampered("tampered_alpha", lambda J: J["lora_alpha"][kind0].__setitem__(0, 99.0), "lora_alpha")
+    tampered("tampered_dropout", lambda J: J["lora_dropout"][kind0].__setitem__(0, 1.5), "lora_dropout")
+    tampered("tampered_bias", lambda J: J.__setitem__("bias", "all"), '"bias"')
+    tampered("misspelt_field", lambda J: J.__setitem__("lora_aplha", 16), "lora_aplha")
+    tampered("tampered_count", lambda J: J.__setitem__("adapter_tensors", J["adapter_tensors"] + 1),
+             "adapter_tensors")
+    tampered("duplicate_key", None, 'key "bias" appears twice',
+             lambda t: t.replace('"bias": "none"', '"bias": "none", "bias": "none"'))
+    tampered("leading_zero", None, "format_version",
+             lambda t: t.replace('"format_version": 1', '"format_version": 01'))
     bad = os.path.join(WORK, "no_adapter_model")
     shutil.copytree(src, bad)
     os.remove(os.path.join(bad, "adapter_model.safetensors"))

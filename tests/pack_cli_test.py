@@ -6,7 +6,11 @@
    (scale-lab/MTLoRA data/mtl_ds.py PASCALContext, read with PIL,
    scipy.io.loadmat and cv2) produces from the same files.
 3. Every bad input gives exit 1, a message naming the file (and record), and
-   leaves no shard under a final name for the failing part, no .part file.
+   leaves no shard under a final name for the failing part, no .part file;
+   except a bad MAT file (refused by the accessor, or libmatio's worker
+   died), which costs its record only: the rest is packed, the record is
+   listed at the end, no manifest is written, exit 1, and a re-run after the
+   file is repaired packs the missing record and writes the manifest.
 
     pack_cli_test.py MTLORA_PACK WORKDIR   (WORKDIR/shards is kept for test_loader)
 """
@@ -19,6 +23,7 @@ import cv2
 import h5py
 import numpy as np
 import scipy.io as sio
+import scipy.sparse
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
@@ -174,6 +179,33 @@ def expect_failure(name, root, needle, extra=()):
     return out
 
 
+def expect_skip(name, src, iid, rel, spoil, needle):
+    """A bad MAT file costs its record: the rest is packed, the record is
+    listed, no manifest, exit 1; repaired, a re-run completes the split."""
+    d = fresh_copy(src, name)
+    out_dir = os.path.join(WORK, "bad", name + "-out")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    victim = os.path.join(d, rel)
+    saved = open(victim, "rb").read()
+    spoil(victim)
+    args = (d, out_dir, "--split", "train", "--shard-size", "3", "--tasks", TASKS)
+    out = run(*args, expect=1)
+    check(needle in out, "%s: message names %s: %s" % (name, needle, out.strip()))
+    check("record 1 (%s) skipped" % iid in out and "skipped 1 of" in out and "\n  %s: " % iid in out,
+          "%s: the skipped record is reported and listed: %s" % (name, out.strip()))
+    left = os.listdir(out_dir)
+    check(not any(n.endswith(".manifest") or ".tmp." in n or n.endswith(".part") for n in left),
+          "%s: no manifest, no temporary: %s" % (name, left))
+    ids = split_ids(d, "train")
+    got = packed_records(out_dir, "train")
+    check(sorted(got) == sorted(i for i in ids if i != iid), "%s: every other record packed: %s" % (name, sorted(got)))
+    open(victim, "wb").write(saved)
+    out = run(*args)
+    check("packing it again" in out, "%s: the re-run repacks the shard missing the record: %s" % (name, out.strip()))
+    check(os.path.exists(os.path.join(out_dir, "train.manifest")), "%s: manifest after the repaired re-run" % name)
+    check(list(packed_records(out_dir, "train")) == ids, "%s: all records after the re-run" % name)
+
+
 def truncate(path, keep=0.5):
     data = open(path, "rb").read()
     open(path, "wb").write(data[: int(len(data) * keep)])
@@ -194,13 +226,23 @@ def bad_inputs(src):
     truncate(os.path.join(d, "semseg", "pascal-context", iid + ".png"))
     expect_failure("png", d, "semseg/pascal-context/%s.png" % iid)
 
-    d = fresh_copy(src, "mat")
-    sio.savemat(os.path.join(d, "human_parts", iid + ".mat"), {"something": np.ones((2, 2))})
-    expect_failure("mat", d, "human_parts/%s.mat: no struct variable 'anno'" % iid)
-
-    d = fresh_copy(src, "matfields")
-    sio.savemat(os.path.join(d, "pascal-context", "trainval", iid + ".mat"), {"Labels": np.ones((4, 4))})
-    expect_failure("matfields", d, "trainval/%s.mat: no variable 'LabelMap'" % iid)
+    parts = os.path.join("human_parts", iid + ".mat")
+    labels = os.path.join("pascal-context", "trainval", iid + ".mat")
+    expect_skip("mat", src, iid, parts, lambda p: sio.savemat(p, {"something": np.ones((2, 2))}),
+                "human_parts/%s.mat: no struct variable 'anno'" % iid)
+    expect_skip("matfields", src, iid, labels, lambda p: sio.savemat(p, {"Labels": np.ones((4, 4))}),
+                "trainval/%s.mat: no variable 'LabelMap'" % iid)
+    expect_skip("mat-truncated", src, iid, parts, truncate, "human_parts/%s.mat" % iid)
+    # 20 bytes of MAT v4 header claiming 16384 x 16384 doubles: libmatio would allocate 2 GiB
+    expect_skip("mat-v4", src, iid, labels,
+                lambda p: open(p, "wb").write(np.array([0, 16384, 16384, 0, 9], "<u4").tobytes()),
+                "trainval/%s.mat: MAT v4 variable 1 declares 16384x16384 elements" % iid)
+    expect_skip("mat-sparse", src, iid, labels,
+                lambda p: sio.savemat(p, {"LabelMap": scipy.sparse.csc_matrix(np.eye(4))}),
+                "trainval/%s.mat: variable LabelMap: is sparse" % iid)
+    expect_skip("mat-range", src, iid, labels,
+                lambda p: sio.savemat(p, {"LabelMap": np.full((4, 4), 1e12)}),
+                "trainval/%s.mat: variable LabelMap: value 1e+12 at row 0 col 0 is not a class id" % iid)
 
     d = fresh_copy(src, "range")
     p = os.path.join(d, "semseg", "pascal-context", iid + ".png")

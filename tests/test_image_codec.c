@@ -1,8 +1,10 @@
 /* test_image_codec.c - JPEG/PNG codec: exact round trips, low bit depths,
  * refusals that name the file (truncated, corrupt, 16-bit, not an image,
  * absurd sizes, missing), writers that leave no partial file, in-memory
- * encoders that give the writers' bytes, and exact parity with PIL on the
- * files tests/reference/codec_reference.py writes into $MTLORA_CODEC_CASES.
+ * encoders that give the writers' bytes, exact parity with PIL on the
+ * files tests/reference/codec_reference.py writes into $MTLORA_CODEC_CASES,
+ * and hostile files (huge claims, scan and zlib bombs) decoded within an
+ * address-space limit.
  *
  * Why long: one suite for the one contract image_codec.h, every case of
  * both codecs; the cases share the fixture helpers (noise and ramp images,
@@ -15,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jpeglib.h> /* after stdio.h: it uses FILE */
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mtlora/io/image_codec.h"
@@ -423,8 +428,8 @@ START_TEST(truncated_png_refused) {
 }
 END_TEST
 
-/* A flipped bit in the image data (caught by zlib's check before the
- * chunk's CRC is reached) or in the stored CRC itself. */
+/* A flipped bit in the image data or in the stored CRC itself: the chunk
+ * walk before libpng (io/image_png.c) catches both by the CRC. */
 START_TEST(png_corruption_refused) {
     char path[1024];
     tmp_path(path, sizeof path, "crc.png");
@@ -750,6 +755,303 @@ START_TEST(pil_files_refused) {
 }
 END_TEST
 
+/* ---- hostile input: memory and time bounds -------------------------------
+ * Files whose headers claim far more than their data holds, and files built
+ * to make the decoder work or allocate: each must fail (or succeed) having
+ * allocated about what it holds. The proof is an address-space limit in a
+ * forked child: a decoder that allocated what the header claims would fail
+ * there with "out of memory" instead of the message each test expects. */
+
+/* ASan reserves terabytes of shadow memory up front, so RLIMIT_AS cannot
+ * be used under it; the cap is then left off (the messages, which differ
+ * from an out-of-memory one, are still checked). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CODEC_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CODEC_UNDER_ASAN 1
+#endif
+#endif
+
+typedef mt_status (*decode_fn)(const uint8_t *, size_t, mt_image8 *, const char *, char *,
+                               size_t);
+
+static size_t address_space_now(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long pages = 0;
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+typedef struct {
+    int status, h, w, c;
+    char msg[1024];
+} capped_result;
+
+/* Runs fn(bytes) in a child whose address space may grow by at most
+ * headroom bytes; its status, image size and message come back in *r (and
+ * the message in err, for assert_refused). */
+static mt_status decode_capped(decode_fn fn, const uint8_t *bytes, size_t n, const char *what,
+                               size_t headroom, capped_result *r) {
+    rlim_t limit = (rlim_t)(address_space_now() + headroom);
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) { /* no ck_assert here: this is not Check's process */
+        close(fd[0]);
+        capped_result res;
+        memset(&res, 0, sizeof res);
+#ifndef CODEC_UNDER_ASAN
+        struct rlimit rl = {limit, limit};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+#else
+        (void)limit;
+#endif
+        mt_image8 out = {0, 0, 0, NULL};
+        res.status = (int)fn(bytes, n, &out, what, res.msg, sizeof res.msg);
+        res.h = out.h, res.w = out.w, res.c = out.c;
+        img_free(&out);
+        _exit(write(fd[1], &res, sizeof res) == (ssize_t)sizeof res ? 0 : 4);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], r, sizeof *r);
+    close(fd[0]);
+    int wst;
+    ck_assert_int_eq(waitpid(pid, &wst, 0), pid);
+    ck_assert_msg(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "decoder child died (status %d)", wst);
+    ck_assert_int_eq(got, (ssize_t)sizeof *r);
+    snprintf(err, sizeof err, "%s", r->msg);
+    return (mt_status)r->status;
+}
+
+/* A JPEG written by libjpeg itself (our encoder writes baseline only):
+ * nscans < 0 gives libjpeg's standard progression, scans its own script. */
+static void encode_jpeg_scans(const mt_image8 *im, const jpeg_scan_info *scans, int nscans,
+                              uint8_t **bytes, size_t *n) {
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr); /* its error_exit ends the (forked) test */
+    jpeg_create_compress(&ci);
+    unsigned char *buf = NULL;
+    unsigned long len = 0;
+    jpeg_mem_dest(&ci, &buf, &len);
+    ci.image_width = (JDIMENSION)im->w;
+    ci.image_height = (JDIMENSION)im->h;
+    ci.input_components = im->c;
+    ci.in_color_space = im->c == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 90, TRUE);
+    if (nscans < 0) {
+        jpeg_simple_progression(&ci);
+    } else {
+        ci.scan_info = scans;
+        ci.num_scans = nscans;
+    }
+    jpeg_start_compress(&ci, TRUE);
+    for (int y = 0; y < im->h; y++) {
+        JSAMPROW row = im->data + (size_t)y * im->w * im->c;
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    *bytes = buf;
+    *n = len;
+}
+
+/* Rewrites the height and width of the SOFn marker at code (0xc0..0xc2). */
+static void jpeg_patch_size(uint8_t *b, size_t n, int code, unsigned w, unsigned h) {
+    char marker[3] = {(char)0xff, (char)code, 0};
+    uint8_t *sof = find_bytes(b, n, marker, 2);
+    ck_assert_ptr_nonnull(sof);
+    sof[5] = (uint8_t)(h >> 8), sof[6] = (uint8_t)h, sof[7] = (uint8_t)(w >> 8),
+    sof[8] = (uint8_t)w;
+}
+
+/* A progressive file needs libjpeg's whole-image coefficient buffer, which
+ * is allocated before any scan is read: a few hundred bytes claiming
+ * 65500x4096 (libjpeg's widest) would cost 768 MiB without the cap. */
+START_TEST(jpeg_progressive_huge_claim_refused) {
+    mt_image8 im = smooth_image(16, 16, 3);
+    uint8_t *b;
+    size_t n;
+    encode_jpeg_scans(&im, NULL, -1, &b, &n);
+    ck_assert_uint_lt(n, 2048);
+    jpeg_patch_size(b, n, 0xc2, 65500, 4096);
+    capped_result r;
+    assert_refused(decode_capped(img_jpeg_decode, b, n, "huge progressive", 256 << 20, &r),
+                   MT_ERR_FORMAT, NULL, "huge progressive", "decoder working memory");
+    free(b);
+    img_free(&im);
+}
+END_TEST
+
+/* 2 DC scans and 63 single-coefficient AC scans, with refine: each of
+ * those again as a successive-approximation refinement (128 scans in all,
+ * a valid progression), without: 64 scans. */
+static int many_scans_script(jpeg_scan_info *s, int refine) {
+    int k = 0;
+    s[k++] = (jpeg_scan_info){1, {0}, 0, 0, 0, refine};
+    if (refine) s[k++] = (jpeg_scan_info){1, {0}, 0, 0, 1, 0};
+    for (int c = 1; c < 64; c++) s[k++] = (jpeg_scan_info){1, {0}, c, c, 0, refine};
+    if (refine)
+        for (int c = 1; c < 64; c++) s[k++] = (jpeg_scan_info){1, {0}, c, c, 1, 0};
+    return k;
+}
+
+/* Each scan is a pass over the whole image: a small file with many of them
+ * is a time bomb, so more than 100 are refused; 64 decode exactly as the
+ * baseline file of the same image does. */
+START_TEST(jpeg_too_many_scans_refused) {
+    mt_image8 im = noise_image(24, 40, 1, 11, 256), base, prog;
+    jpeg_scan_info script[128];
+    uint8_t *b;
+    size_t n;
+    encode_jpeg_scans(&im, script, many_scans_script(script, 1), &b, &n);
+    assert_refused(img_jpeg_decode(b, n, &prog, "scan bomb", err, sizeof err), MT_ERR_FORMAT,
+                   &prog, "scan bomb", "more than 100 scans");
+    free(b);
+    encode_jpeg_scans(&im, script, many_scans_script(script, 0), &b, &n);
+    ck_assert_msg(img_jpeg_decode(b, n, &prog, "64 scans", err, sizeof err) == MT_OK, "%s", err);
+    free(b);
+    encode_jpeg_scans(&im, NULL, 0, &b, &n);
+    ck_assert_msg(img_jpeg_decode(b, n, &base, "baseline", err, sizeof err) == MT_OK, "%s", err);
+    assert_same_pixels(&prog, &base);
+    free(b);
+    img_free(&base);
+    img_free(&prog);
+    img_free(&im);
+}
+END_TEST
+
+/* A baseline file cut after its first MCU but claiming 65500x4096 fails as
+ * a truncated file does, with a pixel buffer grown only as rows decoded
+ * (the whole one would be 768 MiB). */
+START_TEST(jpeg_truncated_huge_claim_bounded) {
+    mt_image8 im = smooth_image(8, 8, 3);
+    uint8_t *b;
+    size_t n;
+    ck_assert_int_eq(img_jpeg_encode(&im, 90, &b, &n, "small", err, sizeof err), MT_OK);
+    jpeg_patch_size(b, n, 0xc0, 65500, 4096);
+    capped_result r;
+    assert_refused(decode_capped(img_jpeg_decode, b, n, "huge baseline", 256 << 20, &r),
+                   MT_ERR_FORMAT, NULL, "huge baseline", "truncated JPEG data");
+    free(b);
+    img_free(&im);
+}
+END_TEST
+
+/* Our encoder's bytes of im, with IHDR's size replaced (CRC fixed). */
+static void png_bytes_claiming(const mt_image8 *im, uint32_t w, uint32_t h, uint8_t **b,
+                               size_t *n) {
+    ck_assert_int_eq(img_png_encode(im, 0, b, n, "png", err, sizeof err), MT_OK);
+    ck_assert_mem_eq(*b + 12, "IHDR", 4);
+    put_be32(*b + 16, w);
+    put_be32(*b + 20, h);
+    put_be32(*b + 29, crc32_of(*b + 12, 17));
+}
+
+/* 4x4 pixels of data claiming 65535x4096 (256 MiB of image data): more
+ * than 100-odd bytes can inflate to, refused before any pixel buffer. */
+START_TEST(png_huge_claim_refused) {
+    mt_image8 im = noise_image(4, 4, 1, 7, 256);
+    uint8_t *b;
+    size_t n;
+    png_bytes_claiming(&im, 65535, 4096, &b, &n);
+    capped_result r;
+    assert_refused(decode_capped(img_png_decode, b, n, "huge png", 64 << 20, &r), MT_ERR_FORMAT,
+                   NULL, "huge png", "1032:1");
+    free(b);
+    img_free(&im);
+}
+END_TEST
+
+/* 64 real rows of 16384 noise pixels (1 MiB, so the deflate bound lets the
+ * claim pass) claiming 16384 rows: the decoder fails at the end of the data
+ * with at most its first 64 MiB of rows, not the claimed 256 MiB. */
+START_TEST(png_rows_grow_with_data) {
+    mt_image8 im = noise_image(64, 16384, 1, 8, 256);
+    uint8_t *b;
+    size_t n;
+    png_bytes_claiming(&im, 16384, 16384, &b, &n);
+    capped_result r;
+    assert_refused(decode_capped(img_png_decode, b, n, "tall png", 160 << 20, &r), MT_ERR_FORMAT,
+                   NULL, "tall png", "Not enough image data");
+    free(b);
+    img_free(&im);
+}
+END_TEST
+
+static double thread_cpu_seconds(void) {
+    struct timespec t;
+    ck_assert_int_eq(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t), 0);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* A zlib bomb: 64 MiB of zeros compressed into 64 KiB of IDAT under a
+ * header claiming 16x16. libpng would inflate all of the surplus after the
+ * last row (only to warn about it); the decoder stops it a few KiB past
+ * the last row and refuses the file, within a few MiB and in a small
+ * fraction of the CPU time of decoding the same IDAT as the 8192x8192
+ * image it holds. */
+START_TEST(png_zlib_bomb_bounded) {
+    mt_image8 zeros = {8192, 8192, 1, calloc(8192, 8192)}, out;
+    ck_assert_ptr_nonnull(zeros.data);
+    uint8_t *b, *whole;
+    size_t n, nwhole;
+    png_bytes_claiming(&zeros, 16, 16, &b, &n);
+    png_bytes_claiming(&zeros, 8192, 8192, &whole, &nwhole);
+    img_free(&zeros);
+    ck_assert_uint_lt(n, 1 << 17);
+    capped_result r;
+    assert_refused(decode_capped(img_png_decode, b, n, "bomb", 8 << 20, &r), MT_ERR_FORMAT, NULL,
+                   "bomb", "goes on past the last of its 16 rows");
+    double t0 = thread_cpu_seconds();
+    mt_status st = img_png_decode(b, n, &out, "bomb", err, sizeof err);
+    double bomb = thread_cpu_seconds() - t0;
+    ck_assert_int_eq(st, MT_ERR_FORMAT);
+    t0 = thread_cpu_seconds();
+    st = img_png_decode(whole, nwhole, &out, "whole", err, sizeof err);
+    double real = thread_cpu_seconds() - t0;
+    ck_assert_msg(st == MT_OK, "%s", err);
+    ck_assert_int_eq(out.h, 8192);
+    img_free(&out);
+    ck_assert_msg(bomb < real / 10, "the 16x16 bomb took %.4f s of CPU, the real image %.4f s",
+                  bomb, real);
+    free(whole);
+    free(b);
+}
+END_TEST
+
+/* The in-memory PNG decoder gives what the file reader gives, names `what`
+ * and leaves *out empty on refusal. */
+START_TEST(png_decode_in_memory) {
+    char path[1024];
+    tmp_path(path, sizeof path, "mem.png");
+    mt_image8 im = noise_image(13, 21, 3, 12, 256), a, m;
+    ck_assert_int_eq(img_png_write(path, &im, 0, err, sizeof err), MT_OK);
+    uint8_t *b;
+    size_t n;
+    ck_assert_int_eq(file_read_all(path, &b, &n, err, sizeof err), MT_OK);
+    ck_assert_int_eq(img_png_read(path, &a, err, sizeof err), MT_OK);
+    ck_assert_int_eq(img_png_decode(b, n, &m, "blob", err, sizeof err), MT_OK);
+    assert_same_pixels(&a, &m);
+    assert_same_pixels(&im, &m);
+    img_free(&m);
+    assert_refused(img_png_decode(b, n / 2, &m, "half blob", err, sizeof err), MT_ERR_FORMAT, &m,
+                   "half blob", "truncated PNG data");
+    assert_refused(img_png_decode(b, 4, &m, "stub", err, sizeof err), MT_ERR_FORMAT, &m, "stub",
+                   "not a PNG file");
+    assert_refused(img_png_decode(NULL, 4, &m, "nothing", err, sizeof err), MT_ERR_ARG, NULL,
+                   "nothing", "null argument");
+    free(b);
+    img_free(&a);
+    img_free(&im);
+}
+END_TEST
+
 static Suite *codec_suite(void) {
     Suite *s = suite_create("image_codec");
     struct {
@@ -768,6 +1070,10 @@ static Suite *codec_suite(void) {
          {writer_arguments_checked, writer_reports_unwritable_path,
           failed_write_removes_partial_file, encoders_match_writers}},
         {"pil_parity", {pil_parity, pil_files_refused}},
+        {"hostile",
+         {jpeg_progressive_huge_claim_refused, jpeg_too_many_scans_refused,
+          jpeg_truncated_huge_claim_bounded, png_huge_claim_refused, png_rows_grow_with_data,
+          png_zlib_bomb_bounded, png_decode_in_memory}},
     };
     for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
         TCase *tc = tcase_create(groups[g].name);

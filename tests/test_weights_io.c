@@ -1,7 +1,9 @@
 /* test_weights_io.c - safetensors reading/writing and model weights by
  * official name: round trip, ImageNet Swin initialisation with plain names,
  * and refusals of malformed, truncated, incomplete or mismatched files;
- * atomic_file, which every writer of the tools goes through. */
+ * the format's rules (a header that is one object padded with spaces,
+ * offsets that tile the data, one __metadata__ of strings, regular files
+ * only); atomic_file, which every writer of the tools goes through. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -289,6 +291,200 @@ START_TEST(duplicate_names_refused) {
 }
 END_TEST
 
+/* ---- the format's rules (issue 14) ---- */
+
+/* path <- u64 length of h, h itself (hl bytes, any bytes), data_bytes
+ * bytes of data (0, 1, 2, ...). */
+static void write_st(const char *h, size_t hl, size_t data_bytes) {
+    unsigned char *buf = calloc(1, 8 + hl + data_bytes + 1);
+    ck_assert_ptr_nonnull(buf);
+    for (int k = 0; k < 8; k++) buf[k] = (unsigned char)((uint64_t)hl >> (8 * k));
+    memcpy(buf + 8, h, hl);
+    for (size_t i = 0; i < data_bytes; i++) buf[8 + hl + i] = (unsigned char)i;
+    write_bytes(path, buf, 8 + hl + data_bytes);
+    free(buf);
+}
+
+/* st_load on path must refuse with MT_ERR_FORMAT naming the file and each
+ * of the non-NULL needles. */
+static void expect_st_refused(const char *what, const char *n1, const char *n2) {
+    st_file f;
+    err[0] = '\0';
+    const mt_status st = st_load(&f, path, err, sizeof err);
+    ck_assert_msg(st == MT_ERR_FORMAT, "%s: accepted (status %d)", what, st);
+    ck_assert_msg(strstr(err, path) != NULL, "%s: '%s' does not name the file", what, err);
+    ck_assert_msg(!n1 || strstr(err, n1), "%s: '%s' lacks '%s'", what, err, n1);
+    ck_assert_msg(!n2 || strstr(err, n2), "%s: '%s' lacks '%s'", what, err, n2);
+    /* the header-only reader applies the same rules */
+    ck_assert_msg(st_load_header(&f, path, err, sizeof err) == MT_ERR_FORMAT, "%s: header-only accepted",
+                  what);
+}
+
+#define TA "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"
+#define TB(b, e) "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[" #b "," #e "]}"
+
+START_TEST(header_is_one_object_padded_with_spaces) {
+    snprintf(path, sizeof path, "/tmp/mtlora_pad_%d.safetensors", (int)getpid());
+    st_file f;
+    /* accepted: no padding, and padding spaces */
+    const char *ok[] = {"{" TA "}", "{" TA "}       ", "{" TA ",\"__metadata__\":{\"k\":\"v\"}}   "};
+    for (size_t i = 0; i < 3; i++) {
+        write_st(ok[i], strlen(ok[i]), 4);
+        ck_assert_msg(st_load(&f, path, err, sizeof err) == MT_OK, "'%s': %s", ok[i], err);
+        ck_assert_int_eq(f.count, 1);
+        st_free(&f);
+    }
+    static const struct {
+        const char *h;
+        size_t nuls; /* NUL bytes after h's text */
+        const char *needle;
+    } bad[] = {
+        {"{" TA "}\n   ", 0, "0x0a"}, /* newline padding */
+        {"{" TA "}\t", 0, "0x09"},    /* tab padding */
+        {"{" TA "}\r", 0, "0x0d"},
+        {"{" TA "} x", 0, "0x78"}, /* text after the object */
+        {"{" TA "}", 3, "0x00"},   /* NUL padding */
+        {"{" TA "}{}", 0, "end of file expected"},
+        {"{" TA "} }", 0, "end of file expected"},
+        {" {" TA "}", 0, "expected '{'"}, /* leading whitespace */
+        {"\n{" TA "}", 0, "expected '{'"},
+        {"", 0, "empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char h[256] = {0};
+        const size_t n = strlen(bad[i].h) + bad[i].nuls;
+        memcpy(h, bad[i].h, strlen(bad[i].h));
+        write_st(h, n, 4);
+        expect_st_refused(bad[i].h, "malformed safetensors header", bad[i].needle);
+    }
+    remove(path);
+}
+END_TEST
+
+START_TEST(offsets_tile_the_data) {
+    snprintf(path, sizeof path, "/tmp/mtlora_tile_%d.safetensors", (int)getpid());
+    st_file f;
+    /* accepted: header order differs from data order; an empty tensor */
+    const char *ok = "{" TB(0, 4) "," "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                     "\"e\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[8,8]}}";
+    write_st(ok, strlen(ok), 8);
+    ck_assert_msg(st_load(&f, path, err, sizeof err) == MT_OK, "%s", err);
+    ck_assert_int_eq(f.count, 3);
+    float v;
+    ck_assert_int_eq(st_read_f32(&f, st_find(&f, "a"), &v, err, sizeof err), MT_OK);
+    const unsigned char want[4] = {4, 5, 6, 7};
+    ck_assert(memcmp(&v, want, 4) == 0);
+    st_free(&f);
+    const char *h = "{" TA "," TB(2, 6) "}"; /* b overlaps a */
+    write_st(h, strlen(h), 6);
+    expect_st_refused("overlap", "tensors a [0, 4) and b [2, 6) overlap", NULL);
+    h = "{" TA "," TB(0, 4) "}"; /* the same bytes twice */
+    write_st(h, strlen(h), 4);
+    expect_st_refused("same range", "overlap", NULL);
+    h = "{" TA "," TB(8, 12) "}"; /* a hole [4, 8) */
+    write_st(h, strlen(h), 12);
+    expect_st_refused("hole", "data bytes [4, 8) before tensor b belong to no tensor", NULL);
+    h = "{" TB(4, 8) "}"; /* not starting at 0 */
+    write_st(h, strlen(h), 8);
+    expect_st_refused("first not at 0", "data bytes [0, 4) before tensor b", NULL);
+    h = "{" TA "}"; /* bytes after the last tensor */
+    write_st(h, strlen(h), 8);
+    expect_st_refused("trailing data", "data bytes [4, 8) after tensor a belong to no tensor", NULL);
+    h = "{}";
+    write_st(h, strlen(h), 3);
+    expect_st_refused("data without tensors", "3 data bytes but no tensors", NULL);
+    h = "{\"__metadata__\":{\"k\":\"v\"}}";
+    write_st(h, strlen(h), 0);
+    ck_assert_msg(st_load(&f, path, err, sizeof err) == MT_OK, "metadata only: %s", err);
+    ck_assert_int_eq(f.count, 0);
+    st_free(&f);
+    remove(path);
+}
+END_TEST
+
+START_TEST(metadata_once_and_strings) {
+    snprintf(path, sizeof path, "/tmp/mtlora_meta_%d.safetensors", (int)getpid());
+    const char *h = "{\"__metadata__\":{\"k\":\"v\"}," TA ",\"__metadata__\":{\"k\":\"w\"}}";
+    write_st(h, strlen(h), 4);
+    expect_st_refused("two __metadata__", "key \"__metadata__\" appears twice", NULL);
+    h = "{\"__metadata__\":{\"step\":5}," TA "}";
+    write_st(h, strlen(h), 4);
+    expect_st_refused("number in metadata", "__metadata__ value of step is not a string", NULL);
+    h = "{\"__metadata__\":{\"k\":\"v\",\"k\":\"v\"}," TA "}";
+    write_st(h, strlen(h), 4);
+    expect_st_refused("key twice in metadata", "key \"__metadata__.k\" appears twice", NULL);
+    h = "{\"__metadata__\":[\"k\"]," TA "}";
+    write_st(h, strlen(h), 4);
+    expect_st_refused("metadata array", "__metadata__", NULL);
+    h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":[[1]]}}";
+    write_st(h, strlen(h), 4);
+    expect_st_refused("nesting", "nested deeper than 3", "in a.x[0]");
+    h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}";
+    write_st(h, strlen(h), 4);
+    expect_st_refused("malformed number", "in a.shape", "line 1");
+    /* a NUL after a number, which jansson alone would skip */
+    static const char nul[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1\0],\"data_offsets\":[0,4]}}";
+    write_st(nul, sizeof nul - 1, 4);
+    expect_st_refused("NUL after a number", "a NUL byte", "in a.shape[0]");
+    remove(path);
+}
+END_TEST
+
+/* A directory, a FIFO or a device is refused by stat before any open for
+ * reading: no "cannot allocate 9223372036854775807 bytes", no blocking. */
+START_TEST(non_regular_files_refused_unread) {
+    char dir[] = "/tmp/mtlora_nonreg_XXXXXX", fifo[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    st_file f;
+    ck_assert_int_eq(st_load(&f, dir, err, sizeof err), MT_ERR_IO);
+    ck_assert_msg(strstr(err, dir) && strstr(err, "a directory, not a regular file"), "%s", err);
+    snprintf(fifo, sizeof fifo, "%s/ckpt-00000009.safetensors", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(st_load(&f, fifo, err, sizeof err), MT_ERR_IO);
+    ck_assert_msg(strstr(err, fifo) && strstr(err, "a FIFO"), "%s", err);
+    ck_assert_int_eq(st_load_header(&f, fifo, err, sizeof err), MT_ERR_IO);
+    ck_assert_int_eq(st_load(&f, "/dev/zero", err, sizeof err), MT_ERR_IO);
+    ck_assert_msg(strstr(err, "/dev/zero") && strstr(err, "character device"), "%s", err);
+    remove(fifo);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* Every writer's output is read back under the strict rules: st_write with
+ * and without metadata, empty and scalar tensors (checkpoints, exports and
+ * bundles all write through st_write; round_trip_by_name covers the model
+ * writer); the header-only reader lists the same tensors without data. */
+START_TEST(writer_output_passes_the_strict_reader) {
+    snprintf(path, sizeof path, "/tmp/mtlora_wr_%d.safetensors", (int)getpid());
+    const float v[6] = {1, 2, 3, 4, 5, 6};
+    const int64_t iv = 42, s23[2] = {2, 3}, s0[1] = {0}, s1[1] = {1};
+    const st_entry e[4] = {{"w", ST_F32, 2, s23, v}, {"empty", ST_F32, 1, s0, v},
+                           {"step", ST_I64, 0, NULL, &iv}, {"one", ST_F32, 1, s1, v + 5}};
+    const char *meta[4] = {"format", "pt", "note", "caf\xc3\xa9"};
+    for (int with_meta = 0; with_meta < 2; with_meta++) {
+        ck_assert_msg(st_write(path, e, 4, meta, with_meta ? 2 : 0, err, sizeof err) == MT_OK, "%s", err);
+        st_file f, h;
+        ck_assert_msg(st_load(&f, path, err, sizeof err) == MT_OK, "%s", err);
+        ck_assert_msg(st_load_header(&h, path, err, sizeof err) == MT_OK, "%s", err);
+        ck_assert_int_eq(f.count, 4);
+        ck_assert_int_eq(h.count, 4);
+        ck_assert_ptr_null(h.data);
+        ck_assert_uint_eq(h.data_len, f.data_len);
+        int64_t got;
+        ck_assert_int_eq(st_read_i64(&f, st_find(&f, "step"), &got, err, sizeof err), MT_OK);
+        ck_assert_int_eq(got, 42);
+        float w[6];
+        ck_assert_int_eq(st_read_f32(&f, st_find(&f, "w"), w, err, sizeof err), MT_OK);
+        ck_assert(memcmp(w, v, sizeof w) == 0);
+        ck_assert_int_eq(st_read_f32(&h, st_find(&h, "w"), w, err, sizeof err), MT_ERR_ARG);
+        ck_assert_msg(strstr(err, "header only"), "%s", err);
+        st_free(&f);
+        st_free(&h);
+    }
+    remove(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("weights_io");
     TCase *tc = tcase_create("safetensors");
@@ -299,6 +495,11 @@ int main(void) {
     tcase_add_test(tc, pretrained_plain_names);
     tcase_add_test(tc, pretrained_backbone_prefix);
     tcase_add_test(tc, duplicate_names_refused);
+    tcase_add_test(tc, header_is_one_object_padded_with_spaces);
+    tcase_add_test(tc, offsets_tile_the_data);
+    tcase_add_test(tc, metadata_once_and_strings);
+    tcase_add_test(tc, non_regular_files_refused_unread);
+    tcase_add_test(tc, writer_output_passes_the_strict_reader);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("atomic_file");
     tcase_add_test(ta, atomic_file_commit_abort);

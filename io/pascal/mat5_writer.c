@@ -2,7 +2,9 @@
  * (mat5_writer.h): the human_parts struct and the LabelMap. */
 #include "mtlora/io/pascal/mat5_writer.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,8 +103,9 @@ static int object_visible(const synthetic_scene *s, int k) {
 }
 
 /* anno.objects: the visible objects in painter's order (fully hidden ones
- * are left out, as an annotator would). */
-static matvar_t *mat_objects(const synthetic_scene *s) {
+ * are left out, as an annotator would); class0, when not NULL, replaces the
+ * first object's classIndex (the hostile forms). */
+static matvar_t *mat_objects(const synthetic_scene *s, const double *class0) {
     int visible[SYNTHETIC_SCENE_MAX_OBJECTS], n = 0;
     for (int k = 0; k < s->nobj; k++)
         if (object_visible(s, k)) visible[n++] = k;
@@ -112,7 +115,7 @@ static matvar_t *mat_objects(const synthetic_scene *s) {
     for (int i = 0; i < n; i++) {
         int k = visible[i], voc = s->voc[k];
         if (struct_set(objs, "class", (size_t)i, mat_string(pascal_voc_names[voc])) ||
-            struct_set(objs, "classIndex", (size_t)i, mat_scalar(voc)) ||
+            struct_set(objs, "classIndex", (size_t)i, mat_scalar(i == 0 && class0 ? *class0 : voc)) ||
             struct_set(objs, "mask", (size_t)i, mat_mask(s, k, 0)) ||
             struct_set(objs, "parts", (size_t)i, mat_parts(s, k))) {
             Mat_VarFree(objs);
@@ -149,17 +152,27 @@ static mt_status mat_write_var(const char *path, matvar_t *var, char *err, size_
     return atomic_file_commit(&af, err, errlen);
 }
 
+/* anno of scene s; objects replaced by `objects` when not NULL (taken). */
+static matvar_t *mat_anno(const synthetic_scene *s, const char *id, const double *class0,
+                          matvar_t *objects) {
+    size_t one[2] = {1, 1};
+    matvar_t *anno = Mat_VarCreateStruct2("anno", 2, one, ANNO_FIELDS);
+    if (!anno) {
+        Mat_VarFree(objects);
+        return NULL;
+    }
+    if (struct_set(anno, "imname", 0, mat_string(id)) ||
+        struct_set(anno, "objects", 0, objects ? objects : mat_objects(s, class0))) {
+        Mat_VarFree(anno);
+        return NULL;
+    }
+    return anno;
+}
+
 mt_status mat5_write_parts(const char *path, const synthetic_scene *s, const char *id, char *err,
                            size_t errlen) {
     if (!path || !s || !id) return mt_errf(err, errlen, MT_ERR_ARG, "mat5_write_parts: null argument");
-    size_t one[2] = {1, 1};
-    matvar_t *anno = Mat_VarCreateStruct2("anno", 2, one, ANNO_FIELDS);
-    if (anno && (struct_set(anno, "imname", 0, mat_string(id)) ||
-                 struct_set(anno, "objects", 0, mat_objects(s)))) {
-        Mat_VarFree(anno);
-        anno = NULL;
-    }
-    return mat_write_var(path, anno, err, errlen);
+    return mat_write_var(path, mat_anno(s, id, NULL, NULL), err, errlen);
 }
 
 mt_status mat5_write_labelmap(const char *path, const synthetic_scene *s, char *err,
@@ -173,4 +186,153 @@ mt_status mat5_write_labelmap(const char *path, const synthetic_scene *s, char *
     matvar_t *v = Mat_VarCreate("LabelMap", MAT_C_UINT16, MAT_T_UINT16, 2, dims, cm, 0);
     free(cm);
     return mat_write_var(path, v, err, errlen);
+}
+
+/* ------------------------------------------------------------ hostile forms */
+
+/* A little-endian byte buffer for the RAW forms (uncompressed MAT v5 or
+ * v4 written byte by byte, as no writer would). */
+typedef struct {
+    uint8_t b[512];
+    size_t n;
+} raw_buf;
+
+static void raw_u32(raw_buf *r, uint32_t v) {
+    for (int i = 0; i < 4; i++) r->b[r->n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void raw_bytes(raw_buf *r, const void *p, size_t n, size_t pad_to) {
+    memcpy(r->b + r->n, p, n);
+    r->n += n;
+    while (r->n % pad_to) r->b[r->n++] = 0;
+}
+
+/* The 128-byte v5 header: text, no subsystem data, version 0x0100, "IM". */
+static void raw_header(raw_buf *r) {
+    memset(r->b, ' ', 116);
+    memcpy(r->b, MAT_HEADER, sizeof MAT_HEADER - 1);
+    memset(r->b + 116, 0, 8);
+    r->b[124] = 0x00;
+    r->b[125] = 0x01;
+    r->b[126] = 'I';
+    r->b[127] = 'M';
+    r->n = 128;
+}
+
+/* miMATRIX tag (its byte count patched by raw_end), array flags, dims, name. */
+static size_t raw_matrix(raw_buf *r, int cls, uint32_t rows, uint32_t cols, const char *name) {
+    const size_t at = r->n;
+    raw_u32(r, MAT_T_MATRIX);
+    raw_u32(r, 0);
+    raw_u32(r, MAT_T_UINT32);
+    raw_u32(r, 8);
+    raw_u32(r, (uint32_t)cls);
+    raw_u32(r, 0);
+    raw_u32(r, MAT_T_INT32);
+    raw_u32(r, 8);
+    raw_u32(r, rows);
+    raw_u32(r, cols);
+    raw_u32(r, MAT_T_INT8);
+    raw_u32(r, (uint32_t)strlen(name));
+    raw_bytes(r, name, strlen(name), 8);
+    return at;
+}
+
+static void raw_end(raw_buf *r, size_t at) {
+    const uint32_t n = (uint32_t)(r->n - at - 8);
+    for (int i = 0; i < 4; i++) r->b[at + 4 + i] = (uint8_t)(n >> (8 * i));
+}
+
+static mt_status raw_save(const char *path, const raw_buf *r, char *err, size_t errlen) {
+    return atomic_write(path, r->b, r->n, err, errlen);
+}
+
+static mt_status hostile_raw(const char *path, mat5_hostile f, char *err, size_t errlen) {
+    raw_buf r = {{0}, 0};
+    if (f == MAT5_HOSTILE_V4_HUGE) { /* type 0 (double, little-endian), 16384 x 16384, real, name of 9 */
+        const uint32_t h[5] = {0, 16384, 16384, 0, 9};
+        for (int i = 0; i < 5; i++) raw_u32(&r, h[i]);
+        return raw_save(path, &r, err, errlen);
+    }
+    raw_header(&r);
+    if (f == MAT5_HOSTILE_COUNT_OVER_DATA) {
+        const size_t at = raw_matrix(&r, MAT_C_UINT16, 64, 64, "LabelMap");
+        raw_u32(&r, MAT_T_UINT16); /* the data element: 0 bytes for 64 x 64 elements */
+        raw_u32(&r, 0);
+        raw_end(&r, at);
+    } else { /* MAT5_HOSTILE_STRUCT_NO_FIELD_DATA */
+        const size_t at = raw_matrix(&r, MAT_C_STRUCT, 1, 1, "anno");
+        raw_u32(&r, (uint32_t)MAT_T_INT32 | 4u << 16); /* field name length 32, small element */
+        raw_u32(&r, 32);
+        raw_u32(&r, MAT_T_INT8); /* 2 names of 32 bytes declared, the file ends */
+        raw_u32(&r, 64);
+        raw_end(&r, at);
+    }
+    return raw_save(path, &r, err, errlen);
+}
+
+/* A LabelMap of class double (column-major) with value bad at (0, 0). */
+static matvar_t *labelmap_double(const synthetic_scene *s, double bad) {
+    double *cm = malloc((size_t)s->w * s->h * sizeof *cm);
+    if (!cm) return NULL;
+    for (int c = 0; c < s->w; c++)
+        for (int r = 0; r < s->h; r++) cm[(size_t)c * s->h + r] = s->context[(size_t)r * s->w + c];
+    cm[0] = bad;
+    size_t dims[2] = {(size_t)s->h, (size_t)s->w};
+    matvar_t *v = Mat_VarCreate("LabelMap", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, cm, 0);
+    free(cm);
+    return v;
+}
+
+/* A 2x2 sparse double LabelMap (one non-zero). */
+static matvar_t *labelmap_sparse(void) {
+    static mat_uint32_t ir[1] = {0}, jc[3] = {0, 1, 1};
+    static double data[1] = {7};
+    mat_sparse_t sp = {1, ir, 1, jc, 3, 1, data};
+    size_t dims[2] = {2, 2};
+    return Mat_VarCreate("LabelMap", MAT_C_SPARSE, MAT_T_DOUBLE, 2, dims, &sp, 0);
+}
+
+static matvar_t *labelmap_char(void) {
+    uint16_t text[4] = {'a', 'b', 'c', 'd'};
+    size_t dims[2] = {2, 2};
+    return Mat_VarCreate("LabelMap", MAT_C_CHAR, MAT_T_UINT16, 2, dims, text, 0);
+}
+
+/* objects as a 1x1 cell holding a scalar. */
+static matvar_t *objects_cell(void) {
+    size_t dims[2] = {1, 1};
+    matvar_t *cells[1] = {mat_scalar(15)};
+    if (!cells[0]) return NULL;
+    /* the cell takes the element (its pointer array is copied) */
+    matvar_t *cell = Mat_VarCreate(NULL, MAT_C_CELL, MAT_T_CELL, 2, dims, cells, 0);
+    if (!cell) Mat_VarFree(cells[0]);
+    return cell;
+}
+
+mt_status mat5_write_hostile(const char *path, mat5_hostile f, const synthetic_scene *s, const char *id,
+                             char *err, size_t errlen) {
+    if (!path || (unsigned)f >= MAT5_HOSTILE_COUNT)
+        return mt_errf(err, errlen, MT_ERR_ARG, "mat5_write_hostile: bad argument");
+    if (f == MAT5_HOSTILE_V4_HUGE || f == MAT5_HOSTILE_COUNT_OVER_DATA || f == MAT5_HOSTILE_STRUCT_NO_FIELD_DATA)
+        return hostile_raw(path, f, err, errlen);
+    if (f == MAT5_HOSTILE_SPARSE_LABELMAP) return mat_write_var(path, labelmap_sparse(), err, errlen);
+    if (f == MAT5_HOSTILE_CHAR_LABELMAP) return mat_write_var(path, labelmap_char(), err, errlen);
+    if (!s || !id) return mt_errf(err, errlen, MT_ERR_ARG, "mat5_write_hostile: %s needs a scene", path);
+    if (f == MAT5_HOSTILE_LABELMAP_NAN) return mat_write_var(path, labelmap_double(s, NAN), err, errlen);
+    if (f == MAT5_HOSTILE_LABELMAP_RANGE) return mat_write_var(path, labelmap_double(s, 1e12), err, errlen);
+    if (f == MAT5_HOSTILE_CELL_OBJECTS) {
+        matvar_t *objs = objects_cell();
+        return mat_write_var(path, objs ? mat_anno(s, id, NULL, objs) : NULL, err, errlen);
+    }
+    const double cls = f == MAT5_HOSTILE_CLASS_INDEX_HUGE ? 1e12 : f == MAT5_HOSTILE_CLASS_INDEX_NAN ? NAN : 15.5;
+    return mat_write_var(path, mat_anno(s, id, &cls, NULL), err, errlen);
+}
+
+const char *mat5_hostile_name(mat5_hostile f) {
+    static const char *const names[MAT5_HOSTILE_COUNT] = {
+        "struct-no-field-data", "sparse-labelmap", "char-labelmap", "cell-objects",
+        "count-over-data", "class-index-huge", "class-index-nan", "class-index-fraction",
+        "labelmap-nan", "labelmap-range", "v4-huge"};
+    return (unsigned)f < MAT5_HOSTILE_COUNT ? names[f] : NULL;
 }

@@ -17,6 +17,10 @@
 #include "mtlora/io/shards/shard.h"
 
 #define ERRLEN 1024
+#define BAD_MSG_LEN 4096
+/* Records tried in place of a bad one before the pass gives up: a shard
+ * that is damaged as a whole should stop the run, not be read m^2 times. */
+#define MAX_REPLACE_TRIES 64
 
 enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_HELD, SLOT_ERROR, SLOT_END };
 
@@ -24,18 +28,20 @@ typedef struct {
     enum slot_state state;
     loader_batch b;
     char err[ERRLEN];
+    char bad_msg[BAD_MSG_LEN]; /* b.bad_msg */
     mt_status st;
 } slot;
 
 struct shard_loader {
     loader_opts o;
+    loader_train_opts t;
     char dir[4096], split[16];
     int nshards;
     shard_file **shards;
     int64_t n;          /* records */
     int32_t *rec_shard; /* record -> shard */
     int64_t *rec_local; /* record -> index in shard */
-    int64_t per_epoch;  /* batches per epoch for this rank */
+    int64_t per_epoch;  /* batches per epoch for this rank (training: a multiple of group) */
     int nslots;
     slot *slots;
     int64_t produced, consumed; /* sequence numbers */
@@ -49,72 +55,45 @@ struct shard_loader {
 
 /* ---------------------------------------------------------- manifest */
 
+/* The split's manifest through the project's one manifest parser
+ * (shard_manifest_read: every field once, every shard once, plain names,
+ * counts adding up), each shard checked against its entry and for the
+ * tasks training needs, and no image id twice in the split. */
 static mt_status read_manifest(shard_loader *L, char *err, size_t errlen) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.manifest", L->dir, L->split);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return mt_errf(err, errlen, MT_ERR_IO,
-                       "%s: missing (pack the %s split with mtlora-pack to completion first)", path,
-                       L->split);
-    char line[4200], name[4096], tasks[128] = "";
-    int version = 0;
-    long long records = -1, nshards = -1, cnt;
-    mt_status st = MT_OK;
-    if (!fgets(line, sizeof line, f) || sscanf(line, "mtlora-shards %d", &version) != 1 ||
-        version != SHARD_FORMAT_VERSION)
-        st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: not an mtlora shard manifest of version %d",
-                     path, SHARD_FORMAT_VERSION);
-    while (!st && fgets(line, sizeof line, f)) {
-        if (sscanf(line, "records %lld", &records) == 1 || sscanf(line, "tasks %127s", tasks) == 1 ||
-            !strncmp(line, "split ", 6) || !strncmp(line, "shard_size ", 11))
-            continue;
-        if (sscanf(line, "shards %lld", &nshards) == 1) {
-            if (nshards <= 0 || nshards > 100000) {
-                st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: bad shard count %lld", path, nshards);
-                break;
-            }
-            L->shards = calloc((size_t)nshards, sizeof(shard_file *));
-            if (!L->shards) st = mt_errf(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
-            continue;
+    shard_manifest man;
+    mt_status st = shard_manifest_read(L->dir, L->split, &man, err, errlen);
+    if (st) return st;
+    L->shards = calloc((size_t)(man.nshards ? man.nshards : 1), sizeof(shard_file *));
+    if (!L->shards) st = mt_errf(err, errlen, MT_ERR_NOMEM, "%s: out of memory", man.path);
+    for (int k = 0; !st && k < man.nshards; k++) {
+        const shard_manifest_entry *e = &man.shards[k];
+        char sp[8400];
+        snprintf(sp, sizeof sp, "%s/%s", L->dir, e->name);
+        shard_file *sf;
+        st = shard_open(&sf, sp, err, errlen);
+        if (st) break;
+        L->shards[L->nshards++] = sf;
+        st = shard_check_listed(sf, &man, e, err, errlen);
+        const shard_info *in = shard_file_info(sf);
+        if (!st && (in->tasks & L->o.tasks) != L->o.tasks) {
+            char have[96], want[96];
+            shard_tasks_format(in->tasks, have, sizeof have);
+            shard_tasks_format(L->o.tasks, want, sizeof want);
+            st = mt_errf(err, errlen, MT_ERR_FORMAT,
+                         "%s: attribute tasks: %s, training needs %s (repack with --tasks)", sp, have, want);
         }
-        if (sscanf(line, "%4095s %lld", name, &cnt) == 2 && L->shards && L->nshards < nshards) {
-            char sp[8400];
-            snprintf(sp, sizeof sp, "%s/%s", L->dir, name);
-            shard_file *sf;
-            st = shard_open(&sf, sp, err, errlen);
-            if (st) break;
-            L->shards[L->nshards++] = sf;
-            const shard_info *in = shard_file_info(sf);
-            if (in->nrecords != cnt)
-                st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: %lld records, the manifest says %lld",
-                             sp, (long long)in->nrecords, cnt);
-            else if ((in->tasks & L->o.tasks) != L->o.tasks) {
-                char have[96], want[96];
-                shard_tasks_format(in->tasks, have, sizeof have);
-                shard_tasks_format(L->o.tasks, want, sizeof want);
-                st = mt_errf(err, errlen, MT_ERR_FORMAT,
-                             "%s carries tasks %s, training needs %s (repack with --tasks)", sp,
-                             have, want);
-            }
-            continue;
-        }
-        st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: cannot parse line '%.200s'", path, line);
     }
-    fclose(f);
-    if (!st && (nshards < 0 || L->nshards != nshards || records < 0))
-        st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: incomplete (lists %d of %lld shards)", path,
-                     L->nshards, nshards);
+    shard_manifest_free(&man);
+    if (!st) st = shard_check_unique_ids(L->shards, L->nshards, err, errlen);
     if (st) return st;
     int64_t total = 0;
     for (int k = 0; k < L->nshards; k++) total += shard_file_info(L->shards[k])->nrecords;
-    if (total != records)
-        return mt_errf(err, errlen, MT_ERR_FORMAT, "%s: shards hold %lld records, manifest says %lld",
-                       path, (long long)total, records);
     L->n = total;
     L->rec_shard = malloc(sizeof(int32_t) * (size_t)(total ? total : 1));
     L->rec_local = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
-    if (!L->rec_shard || !L->rec_local) return mt_errf(err, errlen, MT_ERR_NOMEM, "out of memory");
+    if (!L->rec_shard || !L->rec_local)
+        return mt_errf(err, errlen, MT_ERR_NOMEM, "%s/%s: out of memory for the index of %lld records", L->dir,
+                       L->split, (long long)total);
     int64_t g = 0;
     for (int k = 0; k < L->nshards; k++)
         for (int64_t i = 0; i < shard_file_info(L->shards[k])->nrecords; i++, g++) {
@@ -159,8 +138,9 @@ static mt_status fill_sample(shard_loader *L, int64_t epoch, int64_t rec, loader
     mt_status st = shard_read(sf, L->rec_local[rec], SHARD_ALL_TASKS, &r, err, errlen);
     if (st) return st;
     mt_image8 img = {0};
-    char what[128];
-    snprintf(what, sizeof what, "record %lld (%s) image_jpeg", (long long)rec, r.id);
+    char what[4400]; /* the shard file and its record number, as shard_read names them */
+    snprintf(what, sizeof what, "%s record %lld (%s) image_jpeg", shard_file_path(sf),
+             (long long)L->rec_local[rec], r.id);
     st = img_jpeg_decode(r.jpeg, r.jpeg_bytes, &img, what, err, errlen);
     if (!st && (img.h != r.h || img.w != r.w))
         st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s decodes to %dx%d, the shard index says %dx%d",
@@ -191,6 +171,41 @@ static mt_status fill_sample(shard_loader *L, int64_t epoch, int64_t rec, loader
     return st;
 }
 
+/* Sample k of slot s from position j of this rank's order `mine` (m
+ * records). A record failing its checks (MT_ERR_FORMAT) with replace_bad:
+ * the next records of the order are tried until one passes, the batch
+ * records it in nbad and bad_msg, and the pass goes on. Any other error, or
+ * MAX_REPLACE_TRIES failures in a row, is the pass's error (in s->err). */
+static mt_status fill_or_replace(shard_loader *L, int64_t epoch, const int64_t *mine, int64_t m,
+                                 int64_t j, slot *s, int k) {
+    loader_batch *b = &s->b;
+    b->records[k] = mine[j];
+    mt_status st = fill_sample(L, epoch, mine[j], b, k, s->err, ERRLEN);
+    if (!st || st != MT_ERR_FORMAT || !L->t.replace_bad || !L->o.train) return st;
+    char why[ERRLEN];
+    for (int64_t t = 1; t < m && t <= MAX_REPLACE_TRIES; t++) {
+        const int64_t rep = mine[(j + t) % m];
+        st = fill_sample(L, epoch, rep, b, k, why, sizeof why);
+        if (st == MT_OK) {
+            b->records[k] = rep;
+            b->nbad++;
+            const size_t used = strlen(s->bad_msg);
+            snprintf(s->bad_msg + used, sizeof s->bad_msg - used, "%s (record %lld of the split)\n",
+                     s->err, (long long)mine[j]);
+            s->err[0] = 0;
+            return MT_OK;
+        }
+        if (st != MT_ERR_FORMAT) {
+            snprintf(s->err, ERRLEN, "%s", why);
+            return st;
+        }
+    }
+    const size_t used = strlen(s->err);
+    snprintf(s->err + used, ERRLEN - used, "; and the next %lld records of rank %d fail their checks too",
+             (long long)(m - 1 < MAX_REPLACE_TRIES ? m - 1 : MAX_REPLACE_TRIES), L->o.rank);
+    return MT_ERR_FORMAT;
+}
+
 /* Waits for slot q % nslots to be free; returns it, or NULL when stopping. */
 static slot *claim_slot(shard_loader *L, int64_t q) {
     slot *s = &L->slots[q % L->nslots];
@@ -217,7 +232,8 @@ static void *producer(void *arg) {
     int64_t q = 0;
     for (int64_t epoch = L->o.start_epoch;; epoch++) {
         const int64_t m = perm && mine ? rank_records(L, epoch, mine, perm) : 0;
-        const int64_t nb = L->o.train ? m / L->o.batch : (m + L->o.batch - 1) / L->o.batch;
+        /* training: whole groups only (the leftover batches are dropped) */
+        const int64_t nb = L->o.train ? L->per_epoch : (m + L->o.batch - 1) / L->o.batch;
         const int64_t b0 = epoch == L->o.start_epoch ? L->o.start_batch : 0;
         for (int64_t bi = b0; bi <= nb; bi++, q++) {
             slot *s = claim_slot(L, q);
@@ -242,10 +258,12 @@ static void *producer(void *arg) {
             b->epoch = epoch;
             b->index = bi;
             b->n = (int)(m - bi * L->o.batch < L->o.batch ? m - bi * L->o.batch : L->o.batch);
+            b->nbad = 0;
+            s->bad_msg[0] = 0;
+            b->bad_msg = s->bad_msg;
             mt_status st = MT_OK;
             for (int k = 0; k < b->n; k++) b->records[k] = mine[bi * L->o.batch + k];
-            for (int k = 0; k < b->n && !st; k++)
-                st = fill_sample(L, epoch, mine[bi * L->o.batch + k], b, k, s->err, ERRLEN);
+            for (int k = 0; k < b->n && !st; k++) st = fill_or_replace(L, epoch, mine, m, bi * L->o.batch + k, s, k);
             s->st = st;
             publish(L, s, st ? SLOT_ERROR : SLOT_READY);
             if (st) goto done;
@@ -284,14 +302,22 @@ static void free_batch(loader_batch *b) {
 }
 
 mt_status loader_open(shard_loader **out, const loader_opts *o, char *err, size_t errlen) {
+    return loader_open_train(out, o, NULL, err, errlen);
+}
+
+mt_status loader_open_train(shard_loader **out, const loader_opts *o, const loader_train_opts *t, char *err,
+                            size_t errlen) {
     *out = NULL;
+    const loader_train_opts none = {0, 0};
+    if (!t) t = &none;
     if (!o || !o->dir || !o->split || o->world < 1 || o->rank < 0 || o->rank >= o->world ||
-        o->batch < 1 || o->size < 8 || o->tasks < 0 || o->tasks > SHARD_ALL_TASKS ||
+        o->batch < 1 || o->size < 8 || o->tasks < 0 || o->tasks > SHARD_ALL_TASKS || t->group < 0 ||
         o->start_epoch < 0 || o->start_batch < 0 || strlen(o->split) >= 16 || strlen(o->dir) >= 4096)
         return mt_errf(err, errlen, MT_ERR_ARG, "loader: bad options (rank/world/batch/size/split)");
     shard_loader *L = calloc(1, sizeof *L);
     if (!L) return mt_errf(err, errlen, MT_ERR_NOMEM, "loader: out of memory");
     L->o = *o;
+    L->t = *t;
     if (L->o.prefetch < 1) L->o.prefetch = 2;
     snprintf(L->dir, sizeof L->dir, "%s", o->dir);
     snprintf(L->split, sizeof L->split, "%s", o->split);
@@ -306,6 +332,13 @@ mt_status loader_open(shard_loader **out, const loader_opts *o, char *err, size_
             st = mt_errf(err, errlen, MT_ERR_ARG,
                          "%s/%s: %lld records give rank %d fewer than one batch of %d (world %d)",
                          L->dir, L->split, (long long)L->n, o->rank, o->batch, o->world);
+        else if (o->train && t->group > 1 && L->per_epoch < t->group)
+            st = mt_errf(err, errlen, MT_ERR_ARG,
+                         "%s/%s: %lld records give rank %d %lld batches of %d (world %d), fewer than one "
+                         "update of %d accumulated batches",
+                         L->dir, L->split, (long long)L->n, o->rank, (long long)L->per_epoch, o->batch,
+                         o->world, t->group);
+        if (!st && o->train && t->group > 1) L->per_epoch -= L->per_epoch % t->group;
     }
     if (!st) {
         L->nslots = L->o.prefetch + 1;

@@ -138,6 +138,18 @@ static int writer_grow(shard_writer *w) {
 }
 
 static mt_status writer_add_locked(shard_writer *w, const shard_record *r, char *err, size_t errlen) {
+    /* What the reader would refuse is not written (shard.h's SHARD_MAX_*). */
+    if (w->n >= SHARD_MAX_RECORDS)
+        return mt_errf(err, errlen, MT_ERR_ARG, "%s: more than %d records in one shard", w->af.path,
+                       SHARD_MAX_RECORDS);
+    if (r->h <= 0 || r->w <= 0 || r->h > SHARD_MAX_SIDE || r->w > SHARD_MAX_SIDE ||
+        (int64_t)r->h * r->w > SHARD_MAX_PIXELS)
+        return mt_errf(err, errlen, MT_ERR_ARG,
+                       "%s: record %s: size %dx%d (sides 1..%d, at most %d pixels)", w->af.path,
+                       r->id, r->h, r->w, SHARD_MAX_SIDE, SHARD_MAX_PIXELS);
+    if (!r->jpeg || r->jpeg_bytes == 0 || r->jpeg_bytes > SHARD_MAX_JPEG_BYTES)
+        return mt_errf(err, errlen, MT_ERR_ARG, "%s: record %s: a JPEG of %zu bytes (1..%d)",
+                       w->af.path, r->id, r->jpeg_bytes, SHARD_MAX_JPEG_BYTES);
     if (writer_grow(w)) return mt_errf(err, errlen, MT_ERR_NOMEM, "%s: out of memory", w->af.path);
     const int need[5] = {r->semseg != NULL, r->human_parts != NULL, r->sal != NULL,
                          r->normals != NULL && r->normals_mask != NULL, r->edge != NULL};

@@ -15,103 +15,78 @@
 
 /* ---- per-key bounds, from the table --------------------------------------- */
 
-static int is_int(const mt_key *k) { return k->type == K_INT || k->type == K_INTLIST; }
-
-/* A number as the messages write it: integers plainly, floats shortest. */
-static void format_number(char *buf, size_t cap, const mt_key *k, double v) {
-    if (is_int(k)) snprintf(buf, cap, "%d", (int)v);
-    else mt_config_format_float(buf, cap, (float)v);
+/* Value v of key `name` against row k: the bounds the loader checked
+ * already, here again for values a program set itself. */
+static mt_status check_number(const mt_key *k, const char *name, int index, double v, char *err,
+                              size_t errlen) {
+    char why[256], val[32];
+    if (!mt_key_check(k, v, why, sizeof why)) return MT_OK;
+    mt_key_format(k, v, val, sizeof val);
+    if (index >= 0) return fail(err, errlen, MT_ERR_ARG, "%s[%d]: value %s %s", name, index, val, why);
+    return fail(err, errlen, MT_ERR_ARG, "%s: value %s %s", name, val, why);
 }
 
-static int in_bounds(const mt_key *k, double v) {
-    const unsigned b = k->bounds;
-    /* written so that NaN is out of every bound */
-    if ((b & B_LO) && !((b & B_LO_OPEN) ? v > k->lo : v >= k->lo)) return 0;
-    if ((b & B_HI) && !((b & B_HI_OPEN) ? v < k->hi : v <= k->hi)) return 0;
-    return 1;
-}
-
-/* The refusal of value v of key k (element `index` of a list, or -1),
- * saying what the row accepts. */
-static mt_status refuse_number(const mt_key *k, int index, double v, char *err, size_t errlen) {
-    char name[160], val[32], lo[32], hi[32], note[160] = "";
-    if (index >= 0) snprintf(name, sizeof name, "%s[%d]", k->name, index);
-    else snprintf(name, sizeof name, "%s", k->name);
-    format_number(val, sizeof val, k, v);
-    format_number(lo, sizeof lo, k, k->lo);
-    format_number(hi, sizeof hi, k, k->hi);
-    if (k->note) snprintf(note, sizeof note, " (%s)", k->note);
-    const unsigned b = k->bounds;
-    if ((b & B_LO) && (b & B_HI)) {
-        if (k->lo == k->hi)
-            return fail(err, errlen, MT_ERR_ARG, "%s: only %s is supported by mtlora, got %s%s", name,
-                        lo, val, note);
-        if (is_int(k) && !(b & (B_LO_OPEN | B_HI_OPEN)))
-            return fail(err, errlen, MT_ERR_ARG, "%s %s not in %s..%s%s", name, val, lo, hi, note);
-        return fail(err, errlen, MT_ERR_ARG, "%s %s not in %c%s, %s%c%s", name, val,
-                    (b & B_LO_OPEN) ? '(' : '[', lo, hi, (b & B_HI_OPEN) ? ')' : ']', note);
-    }
-    if (b & B_LO) {
-        if ((b & B_LO_OPEN) && k->lo == 0)
-            return fail(err, errlen, MT_ERR_ARG, "%s must be positive, got %s%s", name, val, note);
-        return fail(err, errlen, MT_ERR_ARG, "%s must be %s %s, got %s%s", name,
-                    (b & B_LO_OPEN) ? ">" : ">=", lo, val, note);
-    }
-    return fail(err, errlen, MT_ERR_ARG, "%s must be %s %s, got %s%s", name,
-                (b & B_HI_OPEN) ? "<" : "<=", hi, val, note);
-}
-
-static int is_allowed(const mt_key *k, const char *v) {
-    for (const char *const *a = k->allowed; *a; a++)
-        if (!strcmp(*a, v)) return 1;
-    return 0;
-}
-
-static mt_status refuse_string(const mt_key *k, const char *v, char *err, size_t errlen) {
-    if (k->allowed[0] && !k->allowed[1])
-        return fail(err, errlen, MT_ERR_ARG, "%s: only '%s' is supported by mtlora, got '%s'", k->name,
-                    k->allowed[0], v);
-    char known[256] = "";
-    for (const char *const *a = k->allowed; *a; a++) {
-        if (!**a) continue; /* "" (may be empty) is what the note explains */
-        const size_t used = strlen(known);
-        snprintf(known + used, sizeof known - used, "%s%s", used ? ", " : "", *a);
-    }
-    return fail(err, errlen, MT_ERR_ARG, "%s: unknown value '%s' (known: %s%s%s)", k->name, v, known,
-                k->note ? "; " : "", k->note ? k->note : "");
-}
-
-/* Every row's own bounds or allowed values: numbers, each element of a
- * list (up to its count), strings of an enumeration. */
-static mt_status check_keys(const mt_config *c, char *err, size_t errlen) {
-    for (size_t i = 0; i < MT_NKEYS; i++) {
-        const mt_key *k = &MT_KEYS[i];
-        const char *p = (const char *)c + k->off;
-        switch (k->type) {
-        case K_INT:
-        case K_FLOAT: {
-            const double v = k->type == K_INT ? *(const int *)p : *(const float *)p;
-            if (k->bounds && !in_bounds(k, v)) return refuse_number(k, -1, v, err, errlen);
-            break;
-        }
-        case K_INTLIST:
-        case K_FLOATLIST: {
-            if (!k->bounds) break;
-            const int n = k->n_off ? *(const int *)((const char *)c + k->n_off) : (int)k->cap;
-            for (int e = 0; e < n; e++) {
-                const double v =
-                    k->type == K_INTLIST ? ((const int *)p)[e] : ((const float *)p)[e];
-                if (!in_bounds(k, v)) return refuse_number(k, e, v, err, errlen);
-            }
-            break;
-        }
-        case K_STR:
-            if (k->allowed && !is_allowed(k, p)) return refuse_string(k, p, err, errlen);
-            break;
-        default: break; /* checked on reading, or by the rules below */
+/* R_PER_TASK / SCALE_PER_TASK: every value of every named list. */
+static mt_status check_named(const mt_key *k, const mt_named_list *l, int n, char *err,
+                             size_t errlen) {
+    char name[160];
+    if (n < 0 || n > MT_MAX_TASKS + 4)
+        return fail(err, errlen, MT_ERR_ARG, "%s: %d entries (at most %d)", k->name, n,
+                    MT_MAX_TASKS + 4);
+    for (int i = 0; i < n; i++) {
+        if (!memchr(l[i].name, 0, sizeof l[i].name))
+            return fail(err, errlen, MT_ERR_ARG, "%s: entry %d: name not terminated", k->name, i);
+        snprintf(name, sizeof name, "%s.%s", k->name, l[i].name);
+        if (l[i].n < 1 || l[i].n > MT_MAX_STAGES)
+            return fail(err, errlen, MT_ERR_ARG, "%s: %d values (1 to %d)", name, l[i].n,
+                        MT_MAX_STAGES);
+        for (int e = 0; e < l[i].n; e++) {
+            mt_status st = check_number(k, name, e, l[i].v[e], err, errlen);
+            if (st) return st;
         }
     }
     return MT_OK;
+}
+
+/* Every row's own bounds or allowed values: numbers, each element of a
+ * list (up to its count), strings of an enumeration, the named lists. */
+static mt_status check_keys(const mt_config *c, char *err, size_t errlen) {
+    mt_status st = MT_OK;
+    for (size_t i = 0; i < MT_NKEYS && !st; i++) {
+        const mt_key *k = &MT_KEYS[i];
+        const char *p = (const char *)c + k->off;
+        switch (k->type) {
+        case K_INT: st = check_number(k, k->name, -1, *(const int *)p, err, errlen); break;
+        case K_FLOAT: st = check_number(k, k->name, -1, *(const float *)p, err, errlen); break;
+        case K_INTLIST:
+        case K_FLOATLIST: {
+            const int n = k->n_off ? *(const int *)((const char *)c + k->n_off) : (int)k->cap;
+            if (n < 0 || n > (int)k->cap)
+                return fail(err, errlen, MT_ERR_ARG, "%s: %d values (at most %zu)", k->name, n,
+                            k->cap);
+            for (int e = 0; e < n && !st; e++)
+                st = check_number(k, k->name, e,
+                                  k->type == K_INTLIST ? ((const int *)p)[e] : ((const float *)p)[e],
+                                  err, errlen);
+            break;
+        }
+        case K_RPT: st = check_named(k, c->raw.r_per_task, c->raw.n_r_per_task, err, errlen); break;
+        case K_SPT:
+            st = check_named(k, c->raw.scale_per_task, c->raw.n_scale_per_task, err, errlen);
+            break;
+        case K_STR: {
+            char why[512];
+            if (memchr(p, 0, k->cap) == NULL)
+                return fail(err, errlen, MT_ERR_ARG, "%s: not terminated within %zu bytes", k->name,
+                            k->cap);
+            if (mt_key_check_str(k, p, why, sizeof why))
+                return fail(err, errlen, MT_ERR_ARG, "%s: %s", k->name, why);
+            break;
+        }
+        default: break; /* checked on reading, or by the rules below */
+        }
+    }
+    return st;
 }
 
 /* ---- rules across keys ---------------------------------------------------- */
@@ -303,8 +278,9 @@ mt_status mt_config_finalize(mt_config *c, char *err, size_t errlen) {
         const int dim = c->embed_dim << s;
         if (dim % c->heads[s])
             return fail(err, errlen, MT_ERR_ARG,
-                        "stage %d: depth %d, heads %d: heads must divide the dimension %d", s,
-                        c->depths[s], c->heads[s], dim);
+                        "MODEL.SWIN.NUM_HEADS[%d]: stage %d: depth %d, heads %d: heads must divide "
+                        "the dimension %d (MODEL.SWIN.EMBED_DIM << %d)", s, s, c->depths[s],
+                        c->heads[s], dim, s);
         const int ws = grid <= c->window_size ? grid : c->window_size;
         if (grid % ws)
             return fail(err, errlen, MT_ERR_ARG,

@@ -3,7 +3,9 @@
  *
  * Every row that holds a value is written under its official name, keys
  * sorted so that a section's keys sit together, such that loading the file
- * over the defaults and finalizing gives the same mt_config. The file goes
+ * over the defaults and finalizing gives the same mt_config, byte for
+ * byte: floats in their shortest exact form, strings double-quoted with
+ * every character YAML would fold, strip or refuse escaped. The file goes
  * through the project's atomic writer: a reader sees the old file or the
  * whole new one. */
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "config_keys.h"
+#include "config_read.h"
 #include "mtlora/io/atomic_file.h"
 
 #define fail mt_errf
@@ -27,11 +30,51 @@ static int cmp_key(const void *a, const void *b) {
     return strcmp((*(const mt_key *const *)a)->name, (*(const mt_key *const *)b)->name);
 }
 
+/* The escape YAML's double-quoted style has for cp, or NULL. */
+static const char *short_escape(unsigned cp) {
+    switch (cp) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\a': return "\\a";
+    case '\b': return "\\b";
+    case '\t': return "\\t";
+    case '\n': return "\\n";
+    case '\v': return "\\v";
+    case '\f': return "\\f";
+    case '\r': return "\\r";
+    case 0x1B: return "\\e";
+    default: return NULL;
+    }
+}
+
+/* Whether cp may stand as it is inside double quotes: printable for
+ * libyaml's reader, and not one of the characters YAML folds or strips
+ * (NEL, LINE and PARAGRAPH SEPARATOR are line breaks; a BOM may be
+ * skipped). */
+static int raw_ok(unsigned cp) {
+    return cp >= 0x20 && cp != 0x7F && cp != 0x85 && cp != 0x2028 && cp != 0x2029 && cp != 0xFEFF &&
+           mt_yaml_printable(cp);
+}
+
+/* A string as a YAML double-quoted scalar that reads back byte for byte:
+ * quotes, backslashes and every character not kept raw are escapes (\n,
+ * \xNN, \uNNNN, \UNNNNNNNN name code points, written back as UTF-8).
+ * v is valid UTF-8 (check_strings). */
 static void write_quoted(FILE *f, const char *v) {
+    const unsigned char *u = (const unsigned char *)v;
+    const size_t n = strlen(v);
     fputc('"', f);
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\') fputc('\\', f);
-        fputc(*v, f);
+    for (size_t i = 0; i < n;) {
+        unsigned cp = 0;
+        const size_t w = mt_utf8_next(u + i, n - i, &cp);
+        const char *esc = w ? short_escape(cp) : NULL;
+        if (!w) fprintf(f, "\\x%02X", u[i]); /* not reached: check_strings */
+        else if (esc) fputs(esc, f);
+        else if (raw_ok(cp)) fwrite(u + i, 1, w, f);
+        else if (cp <= 0xFF) fprintf(f, "\\x%02X", cp);
+        else if (cp <= 0xFFFF) fprintf(f, "\\u%04X", cp);
+        else fprintf(f, "\\U%08X", cp);
+        i += w ? w : 1;
     }
     fputc('"', f);
 }
@@ -58,7 +101,9 @@ static void write_named_lists(FILE *f, const mt_named_list *l, int n, int indent
     }
     fputc('\n', f);
     for (int i = 0; i < n; i++) {
-        fprintf(f, "%*s%s: ", indent + 2, "", l[i].name);
+        fprintf(f, "%*s", indent + 2, "");
+        write_quoted(f, l[i].name);
+        fputs(": ", f);
         write_floats(f, l[i].v, l[i].n);
         fputc('\n', f);
     }
@@ -149,22 +194,81 @@ static void write_rows(FILE *f, const mt_config *c, const mt_key *const *order, 
     }
 }
 
-mt_status mt_config_write_yaml(const mt_config *c, const char *path, char *err, size_t errlen) {
+/* The first byte of s[0..cap) that is not valid UTF-8, (size_t)-1 when
+ * there is none, or cap when s has no NUL within cap. */
+static size_t bad_utf8(const char *s, size_t cap) {
+    const char *end = memchr(s, 0, cap);
+    if (!end) return cap;
+    const size_t n = (size_t)(end - s);
+    unsigned cp;
+    for (size_t i = 0, w; i < n; i += w)
+        if (!(w = mt_utf8_next((const unsigned char *)s + i, n - i, &cp))) return i;
+    return (size_t)-1;
+}
+
+static mt_status check_string(const char *key, const char *s, size_t cap, char *err, size_t errlen) {
+    const size_t bad = bad_utf8(s, cap);
+    if (bad == (size_t)-1) return MT_OK;
+    if (bad == cap) return fail(err, errlen, MT_ERR_ARG, "%s: not terminated within %zu bytes", key, cap);
+    return fail(err, errlen, MT_ERR_ARG, "%s: not valid UTF-8 (byte 0x%02x at %zu): YAML cannot hold it",
+                key, (unsigned char)s[bad], bad);
+}
+
+/* Every string the writer writes is valid UTF-8 text, so that it loads
+ * back as it is: string rows, the names of the per-task lists, tasks. */
+static mt_status check_strings(const mt_config *c, char *err, size_t errlen) {
+    mt_status st = MT_OK;
+    for (size_t i = 0; i < MT_NKEYS && !st; i++)
+        if (MT_KEYS[i].type == K_STR)
+            st = check_string(MT_KEYS[i].name, (const char *)c + MT_KEYS[i].off, MT_KEYS[i].cap, err,
+                              errlen);
+    const mt_named_list *lists[2] = {c->raw.r_per_task, c->raw.scale_per_task};
+    const int counts[2] = {c->raw.n_r_per_task, c->raw.n_scale_per_task};
+    const char *names[2] = {"MODEL.MTLORA.R_PER_TASK", "MODEL.MTLORA.SCALE_PER_TASK"};
+    for (int l = 0; l < 2 && !st; l++) {
+        if (counts[l] < 0 || counts[l] > MT_MAX_TASKS + 4)
+            return fail(err, errlen, MT_ERR_ARG, "%s: %d entries", names[l], counts[l]);
+        for (int i = 0; i < counts[l] && !st; i++)
+            st = check_string(names[l], lists[l][i].name, MT_TASK_NAME_LEN, err, errlen);
+    }
+    if (!st && (c->ntasks < 0 || c->ntasks > MT_MAX_TASKS))
+        return fail(err, errlen, MT_ERR_ARG, "TASKS: %d tasks", c->ntasks);
+    for (int t = 0; t < c->ntasks && !st; t++)
+        st = check_string("TASKS", c->tasks[t], MT_TASK_NAME_LEN, err, errlen);
+    return st;
+}
+
+mt_status mt_config_yaml_text(const mt_config *c, char **text, size_t *len, char *err, size_t errlen) {
+    *text = NULL;
+    *len = 0;
+    mt_status st = check_strings(c, err, errlen);
+    if (st) return st;
     const mt_key **order = malloc(MT_NKEYS * sizeof *order);
-    if (!order) return fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
-    const size_t m = sorted_rows(c, order);
-    atomic_file af;
-    mt_status st = atomic_file_open(&af, path, err, errlen);
-    if (st) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = order ? open_memstream(&buf, &n) : NULL;
+    if (!f) {
         free(order);
-        return st;
+        return fail(err, errlen, MT_ERR_NOMEM, "out of memory writing the configuration");
     }
-    write_rows(af.f, c, order, m);
+    write_rows(f, c, order, sorted_rows(c, order));
     free(order);
-    if (ferror(af.f)) {
-        const int e = errno;
-        atomic_file_abort(&af);
-        return fail(err, errlen, MT_ERR_IO, "%s: write failed: %s", path, strerror(e ? e : EIO));
+    const int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(buf);
+        return fail(err, errlen, MT_ERR_NOMEM, "out of memory writing the configuration");
     }
-    return atomic_file_commit(&af, err, errlen);
+    *text = buf;
+    *len = n;
+    return MT_OK;
+}
+
+mt_status mt_config_write_yaml(const mt_config *c, const char *path, char *err, size_t errlen) {
+    char why[512], *text = NULL;
+    size_t len = 0;
+    if (mt_config_yaml_text(c, &text, &len, why, sizeof why))
+        return fail(err, errlen, MT_ERR_ARG, "%s: %s", path, why);
+    mt_status st = atomic_write(path, text, len, err, errlen);
+    free(text);
+    return st;
 }

@@ -10,6 +10,7 @@
  * read back compares equal to the config that wrote it. */
 #include "mtlora/model/adapter_peft.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #define DUMP_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(9))
 /* adapter_config.json is a few kilobytes; anything near this is not one */
 #define MAX_CONFIG_JSON ((size_t)1 << 20)
+/* Its deepest value is mtlora.r_per_task.<task>[s]: four levels. */
+#define MAX_CONFIG_DEPTH 8
 
 static const char *const MODULE_NAMES[MT_LAYER_KINDS] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
 
@@ -249,31 +252,188 @@ mt_status mt_peft_write_config(const char *path, const mt_config *cfg, const mt_
 
 /* ---- checking it on load-back ---------------------------------------------- */
 
-mt_status mt_peft_check_config(const char *path, const mt_config *cfg, char *err, size_t errlen) {
-    json_t *doc;
-    mt_status st = json_file_read(path, MAX_CONFIG_JSON, &doc, err, errlen);
-    if (st) return st;
-    json_t *want = json_is_object(doc) ? config_fields(cfg) : NULL;
-    if (!json_is_object(doc))
-        st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: not a JSON object (it is an array)", path);
-    else if (!want)
-        st = mt_errf(err, errlen, MT_ERR_NOMEM, "out of memory");
-    /* the fields compared (not the scales, alphas and dropouts: the model
-     * takes those from config.yaml, and not the counts) */
+/* Every top-level field the writer puts in (and the docs describe); any
+ * other is refused, so a misspelt field ("lora_aplha") is not silently
+ * ignored. */
+static const char *const KNOWN_FIELDS[] = {
+    "peft_type", "format", "format_version", "base_model", "tasks", "target_modules", "layer_kinds",
+    "r", "lora_alpha", "scaling", "lora_dropout", "bias", "mtlora", "mtl_lora", "cgc_lora",
+    "modules_to_save_file", "adapter_tensors", "adapter_values", "trained_module_tensors",
+    "trained_module_values"};
+
+static mt_status unknown_fields(const char *path, json_t *doc, char *err, size_t errlen) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        size_t i = 0;
+        while (i < sizeof KNOWN_FIELDS / sizeof *KNOWN_FIELDS && strcmp(key, KNOWN_FIELDS[i])) i++;
+        if (i == sizeof KNOWN_FIELDS / sizeof *KNOWN_FIELDS)
+            return mt_errf(err, errlen, MT_ERR_FORMAT,
+                           "%s: unknown field \"%.80s\" (not one adapter_config.json holds: "
+                           "docs/adapters.md lists them)", path, key);
+    }
+    return MT_OK;
+}
+
+/* The one bias PEFT value this code implements: PEFT's "all" and
+ * "lora_only" would train the adapted layers' biases, which stay frozen. */
+static mt_status check_bias(const char *path, const json_t *doc, char *err, size_t errlen) {
+    const json_t *b = json_object_get(doc, "bias");
+    if (json_is_string(b) && !strcmp(json_string_value(b), "none")) return MT_OK;
+    char sb[120];
+    json_show(b, 0, sb, sizeof sb);
+    return mt_errf(err, errlen, MT_ERR_FORMAT,
+                   "%s: field \"bias\" is %s: only \"none\" is implemented (PEFT's \"all\" and "
+                   "\"lora_only\" would train the adapted layers' biases)", path, sb);
+}
+
+/* lora_dropout.<kind>[s] in [0, 1), as the config's dropout rates. */
+static mt_status check_dropout(const char *path, const json_t *doc, char *err, size_t errlen) {
+    const json_t *d = json_object_get(doc, "lora_dropout");
+    const char *kind;
+    json_t *list;
+    if (!json_is_object(d)) return MT_OK; /* the comparison with config.yaml names it */
+    json_object_foreach((json_t *)d, kind, list) {
+        for (size_t s = 0; json_is_array(list) && s < json_array_size(list); s++) {
+            const json_t *x = json_array_get(list, s);
+            const double v = json_number_value(x);
+            if (json_is_number(x) && !(v >= 0 && v < 1))
+                return mt_errf(err, errlen, MT_ERR_FORMAT,
+                               "%s: field \"lora_dropout.%.40s[%zu]\" is %.9g: a dropout rate is in "
+                               "[0, 1)", path, kind, s, v);
+        }
+    }
+    return MT_OK;
+}
+
+/* lora_alpha.<kind>[s] = scaling.<kind>[s] x r[s] (PEFT's scaling is
+ * alpha / r), to float32 rounding: a file that changes one of the two
+ * without the other contradicts itself. */
+static mt_status check_alpha(const char *path, const json_t *doc, char *err, size_t errlen) {
+    const json_t *alpha = json_object_get(doc, "lora_alpha"), *scale = json_object_get(doc, "scaling"),
+                 *r = json_object_get(doc, "r");
+    if (!json_is_object(alpha) || !json_is_object(scale) || !json_is_array(r)) return MT_OK;
+    const char *kind;
+    json_t *al;
+    json_object_foreach((json_t *)alpha, kind, al) {
+        const json_t *sl = json_object_get(scale, kind);
+        if (!json_is_array(al) || !json_is_array(sl)) continue;
+        for (size_t s = 0; s < json_array_size(al) && s < json_array_size(sl) && s < json_array_size(r);
+             s++) {
+            const json_t *a = json_array_get(al, s), *c = json_array_get(sl, s), *k = json_array_get(r, s);
+            if (!json_is_number(a) || !json_is_number(c) || !json_is_number(k)) continue;
+            const double va = json_number_value(a), want = json_number_value(c) * json_number_value(k);
+            if (fabs(va - want) <= 1e-6 * fabs(want) + 1e-30) continue;
+            return mt_errf(err, errlen, MT_ERR_FORMAT,
+                           "%s: field \"lora_alpha.%.40s[%zu]\" is %.9g, but scaling.%.40s[%zu] %.9g x "
+                           "r[%zu] %.9g = %.9g (PEFT's scaling is lora_alpha / r)", path, kind, s, va,
+                           kind, s, json_number_value(c), s, json_number_value(k), want);
+        }
+    }
+    return MT_OK;
+}
+
+/* The fields config.yaml decides, compared value by value with what it
+ * implies; the first that differs is named with both values and, inside a
+ * list or object, where. */
+static mt_status compare_with_config(const char *path, const json_t *doc, const json_t *want, char *err,
+                                     size_t errlen) {
     static const char *const fields[] = {"format", "format_version", "peft_type", "base_model", "tasks",
-                                         "r", "target_modules", "layer_kinds", "mtlora", "mtl_lora",
-                                         "cgc_lora"};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !st; i++) {
-        const json_t *a = json_object_get(doc, fields[i]), *e = json_object_get(want, fields[i]);
-        if (json_same(a, e)) continue;
-        char sa[240], se[240];
+                                         "r", "target_modules", "layer_kinds", "lora_alpha", "scaling",
+                                         "lora_dropout", "bias", "mtlora", "mtl_lora", "cgc_lora"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const json_t *a = json_object_get(doc, fields[i]), *e = json_object_get(want, fields[i]), *da,
+                     *de;
+        char at[200];
+        if (!json_first_difference(a, e, at, sizeof at, &da, &de)) continue;
+        char sa[240], se[240], where[560] = "";
         json_show(a, JSON_REAL_PRECISION(9), sa, sizeof sa);
         json_show(e, JSON_REAL_PRECISION(9), se, sizeof se);
-        st = mt_errf(err, errlen, MT_ERR_FORMAT,
-                     "%s: field \"%s\" is %s, but the adapter's config.yaml implies %s", path, fields[i],
-                     sa, se);
+        if (at[0]) {
+            char xa[120], xe[120];
+            json_show(da, JSON_REAL_PRECISION(9), xa, sizeof xa);
+            json_show(de, JSON_REAL_PRECISION(9), xe, sizeof xe);
+            snprintf(where, sizeof where, " (at %s%s: %s here, %s from config.yaml)", fields[i], at, xa, xe);
+        }
+        return mt_errf(err, errlen, MT_ERR_FORMAT,
+                       "%s: field \"%s\" is %s, but the adapter's config.yaml implies %s%s", path,
+                       fields[i], sa, se, where);
     }
+    const json_t *m = json_object_get(doc, "modules_to_save_file");
+    if (!json_is_string(m) || strcmp(json_string_value(m), MT_PEFT_MODULES_FILE)) {
+        char sm[120];
+        json_show(m, 0, sm, sizeof sm);
+        return mt_errf(err, errlen, MT_ERR_FORMAT,
+                       "%s: field \"modules_to_save_file\" is %s, but the directory's file is \"%s\"",
+                       path, sm, MT_PEFT_MODULES_FILE);
+    }
+    return MT_OK;
+}
+
+static mt_status read_config_json(const char *path, json_t **doc, char *err, size_t errlen) {
+    mt_status st = json_file_read(path, MAX_CONFIG_JSON, MAX_CONFIG_DEPTH, doc, err, errlen);
+    if (!st && !json_is_object(*doc)) {
+        json_decref(*doc);
+        *doc = NULL;
+        st = mt_errf(err, errlen, MT_ERR_FORMAT, "%s: not a JSON object (it is an array)", path);
+    }
+    return st;
+}
+
+mt_status mt_peft_check_config(const char *path, const mt_config *cfg, char *err, size_t errlen) {
+    json_t *doc = NULL;
+    mt_status st = read_config_json(path, &doc, err, errlen);
+    if (st) return st;
+    json_t *want = config_fields(cfg);
+    if (!want) st = mt_errf(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
+    if (!st) st = unknown_fields(path, doc, err, errlen);
+    if (!st) st = check_bias(path, doc, err, errlen);
+    if (!st) st = check_dropout(path, doc, err, errlen);
+    /* alpha against scaling x r only with the r config.yaml implies: a
+     * wrong r is the field to name */
+    if (!st && json_same(json_object_get(doc, "r"), json_object_get(want, "r")))
+        st = check_alpha(path, doc, err, errlen);
+    if (!st) st = compare_with_config(path, doc, want, err, errlen);
     json_decref(want);
+    json_decref(doc);
+    return st;
+}
+
+/* doc[field] must be the count the file holds. */
+static mt_status check_count(const char *path, const json_t *doc, const char *field, size_t have,
+                             const char *file, const char *what, char *err, size_t errlen) {
+    const json_t *v = json_object_get(doc, field);
+    if (json_is_integer(v) && json_integer_value(v) >= 0 && (size_t)json_integer_value(v) == have)
+        return MT_OK;
+    char sv[80];
+    json_show(v, 0, sv, sizeof sv);
+    return mt_errf(err, errlen, MT_ERR_FORMAT, "%s: field \"%s\" is %s, but %s holds %zu %s", path, field,
+                   sv, file, have, what);
+}
+
+static mt_status check_file_counts(const char *path, const json_t *doc, const char *file,
+                                   const char *tensors_field, const char *values_field, char *err,
+                                   size_t errlen) {
+    st_file f;
+    mt_status st = st_load_header(&f, file, err, errlen);
+    if (st) return st;
+    size_t values = 0;
+    for (int i = 0; i < f.count; i++) values += f.tensors[i].count;
+    st = check_count(path, doc, tensors_field, (size_t)f.count, file, "tensors", err, errlen);
+    if (!st) st = check_count(path, doc, values_field, values, file, "values", err, errlen);
+    st_free(&f);
+    return st;
+}
+
+mt_status mt_peft_check_counts(const char *path, const char *adapter_file, const char *modules_file,
+                               char *err, size_t errlen) {
+    json_t *doc = NULL;
+    mt_status st = read_config_json(path, &doc, err, errlen);
+    if (st) return st;
+    st = check_file_counts(path, doc, adapter_file, "adapter_tensors", "adapter_values", err, errlen);
+    if (!st)
+        st = check_file_counts(path, doc, modules_file, "trained_module_tensors", "trained_module_values",
+                               err, errlen);
     json_decref(doc);
     return st;
 }

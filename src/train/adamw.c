@@ -21,16 +21,29 @@ mt_status adamw_step(mt_ctx *ctx, float *params, const float *grads, float *m, f
     MT_NEED_PTR(ctx, what, m);
     MT_NEED_PTR(ctx, what, v);
     MT_NEED_PTR(ctx, what, groups);
-    if (step < 1) return mt_fail(ctx, MT_ERR_ARG, "%s: step %ld must be >= 1", what, step);
-    if (!(cfg.lr >= 0.0f) || !(cfg.beta1 >= 0.0f && cfg.beta1 < 1.0f) ||
-        !(cfg.beta2 >= 0.0f && cfg.beta2 < 1.0f) || !(cfg.eps > 0.0f))
-        return mt_fail(ctx, MT_ERR_ARG, "%s: bad hyper-parameters lr=%g betas=(%g, %g) eps=%g",
-                       what, (double)cfg.lr, (double)cfg.beta1, (double)cfg.beta2,
+    /* Each refusal names the field it comes from: the step count is the
+     * trainer's (a checkpoint's state.adam_step + 1 after a resume), the
+     * rest are config keys. */
+    if (step < 1)
+        return mt_fail(ctx, MT_ERR_ARG, "%s: AdamW step %ld (the optimizer step count: a checkpoint's "
+                       "state.adam_step + 1) must be >= 1", what, step);
+    if (!(cfg.lr >= 0.0f) || isinf(cfg.lr))
+        return mt_fail(ctx, MT_ERR_ARG, "%s: learning rate %g (TRAIN.BASE_LR and the schedule) must be "
+                       "finite and >= 0", what, (double)cfg.lr);
+    if (!(cfg.beta1 >= 0.0f && cfg.beta1 < 1.0f) || !(cfg.beta2 >= 0.0f && cfg.beta2 < 1.0f))
+        return mt_fail(ctx, MT_ERR_ARG, "%s: TRAIN.OPTIMIZER.BETAS [%g, %g] must each be in [0, 1)", what,
+                       (double)cfg.beta1, (double)cfg.beta2);
+    if (!(cfg.eps > 0.0f) || isinf(cfg.eps))
+        return mt_fail(ctx, MT_ERR_ARG, "%s: TRAIN.OPTIMIZER.EPS %g must be finite and > 0", what,
                        (double)cfg.eps);
-    for (int gi = 0; gi < ngroups; gi++)
+    for (int gi = 0; gi < ngroups; gi++) {
         if (groups[gi].offset > n || groups[gi].count > n - groups[gi].offset)
             return mt_fail(ctx, MT_ERR_SHAPE, "%s: group %d [%zu, +%zu) outside buffer of %zu",
                            what, gi, groups[gi].offset, groups[gi].count, n);
+        if (!isfinite(groups[gi].weight_decay))
+            return mt_fail(ctx, MT_ERR_ARG, "%s: group %d weight decay %g (TRAIN.WEIGHT_DECAY) must be finite",
+                           what, gi, (double)groups[gi].weight_decay);
+    }
     const double bc1 = 1.0 - pow(cfg.beta1, (double)step);
     const double bc2 = 1.0 - pow(cfg.beta2, (double)step);
     const float step_size = (float)(cfg.lr / bc1);

@@ -125,6 +125,7 @@ typedef struct {
         int lr_scaling;      /* RUN.LR_SCALING: scale LRs by batch * world / 512 as main.py */
         int step_timeout;    /* RUN.STEP_TIMEOUT: seconds without progress before a rank gives up */
         int max_bad_steps;   /* RUN.MAX_BAD_STEPS: non-finite steps in a row before stopping */
+        char bad_records[8]; /* RUN.BAD_RECORDS: skip | stop (a corrupt training record) */
         float stl[MT_MAX_TASKS]; /* RUN.STL_BASELINES: single-task scores per task, for Delta_m */
         int n_stl;               /* 0: the published Swin-T baselines */
     } run;
@@ -149,11 +150,22 @@ mt_status mt_config_builtin(mt_config *cfg, char *err, size_t errlen);
  * `path`, or the built-in model when path is NULL. Not finalized. */
 mt_status mt_config_start(mt_config *cfg, const char *path, char *err, size_t errlen);
 
-/* Merges a YAML file into cfg. Errors name the file and the key. */
+/* Merges a YAML file into cfg. Errors name the file, the line and the key.
+ * Refused: a file over 1 MiB, bytes that are not UTF-8 text, a second YAML
+ * document, more than 64 aliases or aliases that expand the document past
+ * a small multiple of its size, nesting deeper than 32, a key given twice,
+ * and every value outside its key's syntax or bounds (an integer key takes
+ * no fraction or exponent; floats are finite floats). */
 mt_status mt_config_load(mt_config *cfg, const char *path, char *err, size_t errlen);
 
+/* The same from len bytes of text in memory (need not end in NUL); name
+ * stands for the file in messages. */
+mt_status mt_config_load_buffer(mt_config *cfg, const char *text, size_t len, const char *name,
+                                char *err, size_t errlen);
+
 /* Sets KEY to VALUE (a YAML scalar or flow list, e.g. "[64, 64]"), as the
- * official --opts does. */
+ * official --opts does, through the same parser and bounds as a file;
+ * errors start with "--opts" and name the key. */
 mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char *err,
                         size_t errlen);
 
@@ -189,5 +201,13 @@ void mt_config_format_float(char *buf, size_t cap, float v);
  * configuration. Written atomically (mtlora/io/atomic_file.h): a reader
  * sees the old file or the whole new one. */
 mt_status mt_config_write_yaml(const mt_config *cfg, const char *path, char *err, size_t errlen);
+
+/* The text mt_config_write_yaml writes, in a malloc'ed NUL-terminated
+ * buffer (*len bytes) the caller frees. Strings are written double-quoted
+ * with every character YAML would not keep as it is escaped, so any valid
+ * UTF-8 string loads back byte for byte; a string that is not valid UTF-8
+ * (set by a program, never by loading) is refused naming its key. */
+mt_status mt_config_yaml_text(const mt_config *cfg, char **text, size_t *len, char *err,
+                              size_t errlen);
 
 #endif

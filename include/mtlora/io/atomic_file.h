@@ -44,6 +44,12 @@ void atomic_file_abort(atomic_file *af);
  * is fine, anything else in the way is refused naming it. */
 mt_status mt_make_dirs(const char *path, char *err, size_t errlen);
 
+/* rename(from, to) made durable (fsync of to's directory), for a writer
+ * that finishes a complete, fsynced file under a staging name first (the
+ * checkpoints: their checksum covers the header the safetensors writer
+ * produced). On failure err names both. */
+mt_status atomic_rename(const char *from, const char *to, char *err, size_t errlen);
+
 /* A whole buffer as one file: open, write, commit. */
 mt_status atomic_write(const char *path, const void *data, size_t n, char *err, size_t errlen);
 

@@ -9,7 +9,9 @@
  * message naming `what` (the file path, or a caller's description for
  * in-memory data) and the reason in err. Nothing is left allocated on
  * failure, and *out is then all zero. Images over 65535 pixels a side or
- * 2^28 pixels are refused before any pixel buffer is allocated. No function
+ * 2^28 pixels are refused before any pixel buffer is allocated, and the
+ * decoders' memory follows the data a file actually holds, not the size
+ * its header claims (see each decoder), so hostile input is cheap. No function
  * prints or exits; all are thread-safe (no global state). */
 #ifndef MTLORA_IMAGE_CODEC_H
 #define MTLORA_IMAGE_CODEC_H
@@ -37,6 +39,11 @@ mt_status file_read_all(const char *path, uint8_t **buf, size_t *n, char *err, s
  * which PIL (the official loader's decoder) accepts too. */
 mt_status img_jpeg_decode(const uint8_t *bytes, size_t n, mt_image8 *out, const char *what,
                           char *err, size_t errlen);
+/* Its bounds on hostile input: libjpeg's working memory (the whole-image
+ * coefficient buffer of a progressive file) is capped at 512 MiB, refused
+ * with "decoder working memory"; a file with more than 100 scans is refused
+ * ("scans"); the pixel buffer grows as rows decode, so a short file that
+ * claims a huge size fails after allocating about what it holds. */
 /* Reads and decodes a JPEG file; with bytes != NULL the raw file bytes are
  * returned too (caller frees), so they can be stored unchanged. */
 mt_status img_jpeg_read(const char *path, mt_image8 *out, uint8_t **bytes, size_t *nbytes,
@@ -63,6 +70,15 @@ mt_status img_jpeg_write(const char *path, const mt_image8 *im, int quality, cha
  * 0..255 (x85, x17; PIL mode 'L'). 16-bit PNGs are refused (MT_ERR_FORMAT).
  * A truncated file, a CRC or zlib check error is MT_ERR_FORMAT. */
 mt_status img_png_read(const char *path, mt_image8 *out, char *err, size_t errlen);
+/* The same from PNG bytes in memory, `what` naming them in messages.
+ * Every chunk up to IEND must lie in the bytes with a correct CRC. Memory
+ * and work stay near what the file holds: a header claiming more image
+ * data than its IDAT can inflate to (deflate's limit, 1032:1) is refused
+ * before any pixel buffer exists, rows of a non-interlaced image are
+ * allocated as they decode, and image data going on more than a few KiB
+ * past the last row (a zlib bomb) is refused rather than inflated. */
+mt_status img_png_decode(const uint8_t *bytes, size_t n, mt_image8 *out, const char *what,
+                         char *err, size_t errlen);
 /* c = 1 written as 8-bit gray, or, with palette != 0, as an 8-bit palette
  * image (values are indices; the palette is PASCAL VOC's colour map) as VOC's
  * SegmentationClass PNGs are; c = 3 as RGB. Encoder and writer as for JPEG. */

@@ -2,10 +2,18 @@
  *   u64 little-endian header length N, N bytes of JSON
  *   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
  *    "__metadata__": {"k": "v"}}, then the data (offsets relative to it).
- * The reader checks every offset and size against the file before any
- * tensor is touched, so a truncated or malformed file is refused with a
- * message and never read out of bounds; a header over 100 MiB is refused
- * unparsed, and a name that appears twice is an error. */
+ * The reader is strict to the format: only a regular file is opened (a
+ * FIFO, directory or device is refused by stat before any open for
+ * reading, so nothing blocks), of at most 64 GiB; the header is at most
+ * 100 MiB, one JSON object starting at its first byte and padded with
+ * spaces (0x20) only, parsed strictly (json_parse_strict: duplicate names,
+ * including a second __metadata__, malformed numbers, NUL and bad UTF-8
+ * refused); __metadata__ maps strings to strings; every tensor's dtype,
+ * shape and offsets agree, and the tensors' data_offsets tile the data
+ * exactly (sorted by begin: the first at 0, no overlap, no hole, the last
+ * ending at the file's end). Every refusal names the file and the tensor
+ * or key. So a truncated or malformed file is refused with a message and
+ * never read out of bounds. */
 #ifndef MTLORA_SAFETENSORS_H
 #define MTLORA_SAFETENSORS_H
 
@@ -30,13 +38,17 @@ typedef struct {
 typedef struct {
     st_tensor *tensors;
     int count;
-    unsigned char *file; /* whole file */
+    unsigned char *file; /* the file from its start (only length and header after st_load_header) */
     size_t file_len;
-    const unsigned char *data;
-    size_t data_len;
+    const unsigned char *data; /* NULL after st_load_header */
+    size_t data_len;           /* the data section's length in the file */
 } st_file;
 
 mt_status st_load(st_file *f, const char *path, char *err, size_t errlen);
+/* As st_load with the same checks, reading only the length and header:
+ * the tensors are listed (names, dtypes, shapes, offsets), data is NULL and
+ * st_read_* refuse them (MT_ERR_ARG). For counting a large file's tensors. */
+mt_status st_load_header(st_file *f, const char *path, char *err, size_t errlen);
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 size_t st_dtype_size(st_dtype d);

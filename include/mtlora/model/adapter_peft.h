@@ -47,9 +47,26 @@ mt_status mt_peft_write_config(const char *path, const mt_config *cfg, const mt_
                                char *err, size_t errlen);
 
 /* Checks the adapter_config.json at path against what cfg (its directory's
- * config.yaml) implies: MT_ERR_FORMAT naming the first field that differs,
- * with both values, or the reason the file cannot be read. */
+ * config.yaml) implies. The file is read strictly (json_file_read: RFC 8259,
+ * duplicate keys, NUL, nesting and size refused); a field it does not hold
+ * is refused by name; bias must be "none" (the only PEFT value the adapters
+ * implement), every lora_dropout rate in [0, 1), lora_alpha = scaling x r
+ * per kind and stage; then every field config.yaml decides (format,
+ * format_version, peft_type, base_model, tasks, r, target_modules,
+ * layer_kinds, lora_alpha, scaling, lora_dropout, bias and the kind
+ * sections) must equal what it implies, and modules_to_save_file name
+ * trained_modules.safetensors. MT_ERR_FORMAT naming the file and the first
+ * field that differs, with both values (and where inside it), or the
+ * reason the file cannot be read. */
 mt_status mt_peft_check_config(const char *path, const mt_config *cfg, char *err, size_t errlen);
+
+/* The tensor counts of the adapter_config.json at path against the files:
+ * adapter_tensors and adapter_values against adapter_file's tensors and
+ * their elements, trained_module_tensors and trained_module_values against
+ * modules_file's (their headers only are read, with st_load_header's
+ * checks). MT_ERR_FORMAT naming the field, its value and the file's. */
+mt_status mt_peft_check_counts(const char *path, const char *adapter_file, const char *modules_file,
+                               char *err, size_t errlen);
 
 /* Every tensor of m that keep(user, name) selects (and the tasks'
  * num_batches_tracked) must be in the safetensors file at path; otherwise

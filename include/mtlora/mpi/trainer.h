@@ -10,7 +10,20 @@
  * checkpoints, evaluation at epoch ends, the final cross-rank check.
  *
  * Any rank's runtime error ends the job on every rank (MPI_Abort after a
- * message naming the rank and what failed), never a hang. */
+ * message naming the rank and what failed), never a hang.
+ *
+ * --resume with a checkpoint written by another number of ranks (a
+ * requeued job that got fewer or more nodes) keeps the global batch
+ * (batch x ranks x accumulation of the run that started it): by the
+ * accumulation where that divides, else by the per-rank batch, else it is
+ * refused naming the numbers; the epoch continues where it stopped, each
+ * update sees the same samples and the LR schedule is unchanged.
+ * A training record that fails its checks is named (shard file, record)
+ * and handled by RUN.BAD_RECORDS: stop (a checkpoint of the last completed
+ * step, exit 1) or skip (replaced by the next record of the rank's order,
+ * counted per epoch and in all).
+ * Test hook: MTLORA_TRACE_RECORDS=FILE makes every rank append one line per
+ * micro-batch ("step U micro M epoch E batch I records R...") to FILE.<rank>. */
 #ifndef MTLORA_TRAINER_H
 #define MTLORA_TRAINER_H
 
@@ -31,7 +44,8 @@ typedef struct {
 } trainer_opts;
 
 /* The whole run on this rank for a finalized config. Returns the exit
- * status: 0 done, 1 runtime error, 3 stopped by a signal after writing a
+ * status: 0 done, 1 runtime error or a bad record under RUN.BAD_RECORDS
+ * stop (after a checkpoint), 3 stopped by a signal after writing a
  * checkpoint on every rank. */
 int trainer_run(dist_ctx *d, const mt_config *cfg, const trainer_opts *o);
 

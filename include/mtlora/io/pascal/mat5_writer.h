@@ -30,4 +30,30 @@ mt_status mat5_write_parts(const char *path, const synthetic_scene *s, const cha
 mt_status mat5_write_labelmap(const char *path, const synthetic_scene *s, char *err,
                               size_t errlen);
 
+/* ---- hostile forms, for the tests and the fuzz seeds ----
+ * Each is a file the packer must refuse naming the file and the field;
+ * libmatio reads most of them into a matvar_t that would crash or overread
+ * a reader trusting it. Written uncompressed where the form needs exact
+ * bytes (RAW), else with libmatio like the files above. */
+typedef enum {
+    MAT5_HOSTILE_STRUCT_NO_FIELD_DATA, /* RAW anno: 2 fields declared, the names cut off */
+    MAT5_HOSTILE_SPARSE_LABELMAP,      /* LabelMap a sparse double matrix */
+    MAT5_HOSTILE_CHAR_LABELMAP,        /* LabelMap a char array (wrong class) */
+    MAT5_HOSTILE_CELL_OBJECTS,         /* anno.objects a cell array (wrong class) */
+    MAT5_HOSTILE_COUNT_OVER_DATA,      /* RAW LabelMap 64x64 uint16, an empty data element */
+    MAT5_HOSTILE_CLASS_INDEX_HUGE,     /* classIndex 1e12 in the first object */
+    MAT5_HOSTILE_CLASS_INDEX_NAN,      /* classIndex NaN */
+    MAT5_HOSTILE_CLASS_INDEX_FRACTION, /* classIndex 15.5 */
+    MAT5_HOSTILE_LABELMAP_NAN,         /* LabelMap double with a NaN */
+    MAT5_HOSTILE_LABELMAP_RANGE,       /* LabelMap double with 1e12 */
+    MAT5_HOSTILE_V4_HUGE,              /* RAW 20-byte MAT v4 header: 16384x16384 doubles */
+    MAT5_HOSTILE_COUNT
+} mat5_hostile;
+
+/* Writes form f for scene s (RAW forms ignore s and id) at path. */
+mt_status mat5_write_hostile(const char *path, mat5_hostile f, const synthetic_scene *s, const char *id,
+                             char *err, size_t errlen);
+/* A short name of the form ("struct-no-field-data"), NULL past the last. */
+const char *mat5_hostile_name(mat5_hostile f);
+
 #endif

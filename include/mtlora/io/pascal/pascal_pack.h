@@ -5,6 +5,13 @@
  * those ids is kept, others are written through the atomic writer and
  * appear under their final name only when complete. The split's manifest
  * (<split>.manifest) is written last, so a reader knows the split is whole.
+ *
+ * A record whose MAT file cannot be read (refused by the accessor, or its
+ * libmatio worker crashed, hit the memory cap or timed out: mat_reader.h)
+ * is skipped: the pack goes on, lists every skipped record at the end,
+ * writes no manifest (and removes a stale one) and returns 1. A re-run
+ * keeps the whole shards and packs again those missing records, so a
+ * repaired file completes the split. Any other bad record stops the pack.
  * Both functions print their progress and errors (naming the file and the
  * record) on stderr and return 0 on success, 1 on bad data or I/O errors. */
 #ifndef MTLORA_PASCAL_PACK_H
@@ -17,8 +24,10 @@
 int pascal_pack_split(const char *src, const char *out, const char *split, int64_t shard_size, int tasks,
                       int threads, int resize, int quiet);
 
-/* Reads every record of every shard in dir: checksums, sizes, label
- * ranges, JPEG decoding; reports leftover temporaries as unfinished shards. */
+/* Reads each <split>.manifest in dir and checks every listed shard and
+ * every record in it (checksums, sizes, label domains, JPEG decoding);
+ * reports shards no manifest lists (an error) and leftover temporaries.
+ * Returns the exit status: 0 clean, 1 on any problem. */
 int pascal_verify_shards(const char *dir);
 
 #endif

@@ -32,8 +32,12 @@ mt_status pascal_read_split(const char *root, const char *split, char ***ids, in
 void pascal_free_ids(char **ids, int64_t n);
 
 /* Loads image `id` and the labels of `tasks` (SHARD_* mask). Errors name the
- * file and what is wrong with it. */
+ * file and what is wrong with it. The MAT files are read through
+ * mat_reader.h (a bounds-checked accessor in a worker process);
+ * *mat_failed is 1 when the failure lies in one of them (refused, or the
+ * worker crashed, hit its memory cap or timed out): the packer skips such
+ * a record and goes on, while any other failure stops it. */
 mt_status pascal_load_record(const char *root, const char *id, int tasks, int resize_labels,
-                             shard_record *r, char *err, size_t errlen);
+                             shard_record *r, int *mat_failed, char *err, size_t errlen);
 
 #endif
