@@ -47,8 +47,9 @@ OWNERS = {
     "curl/": {"io"},
     "png.h": {"io", "tests"},
     "jpeglib.h": {"io", "tests"},
-    # the shard reader inflates label chunks itself (io/shards/shard_chunk.c)
-    "zlib.h": {"shards"},
+    # the shard reader inflates label chunks itself (io/shards/shard_chunk.c);
+    # the MAT precheck inflates compressed variables to walk them (io/pascal/mat_precheck.c)
+    "zlib.h": {"shards", "pascal"},
     # JSON documents: files (io), the PEFT adapter format (model), metric records (mpi)
     "jansson.h": {"io", "model", "mpi"},
 }

@@ -113,6 +113,20 @@ START_TEST(v4_header_claiming_2_gib) {
 }
 END_TEST
 
+/* A compressed struct declaring 9e8 elements in ~100 bytes: libmatio would
+ * build a matvar per field of each before reading any data (gigabytes of
+ * small allocations no size cap catches); the precheck inflates and walks
+ * it first. Not run in process: there nothing stands before libmatio. */
+START_TEST(struct_count_bomb) {
+    expect_refused(MAT_KIND_PARTS, MAT5_HOSTILE_STRUCT_COUNT_BOMB, 1,
+                   "variable anno: a 30000x30000 struct of 2 fields in 0 bytes");
+    char path[512], err[1024] = "";
+    write_form(MAT5_HOSTILE_STRUCT_COUNT_BOMB, path, sizeof path);
+    ck_assert_int_ne(mat_precheck(path, err, sizeof err), MT_OK);
+    ck_assert_msg(strstr(err, "each field takes at least 8") != NULL, "%s", err);
+}
+END_TEST
+
 /* Good files written by mat5_writer, truncated: refused by name. */
 START_TEST(truncated_files) {
     synthetic_scene s;
@@ -332,6 +346,7 @@ int main(void) {
     TCase *tc = tcase_create("mat");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, struct_without_field_data);
+    tcase_add_test(tc, struct_count_bomb);
     tcase_add_test(tc, sparse_labelmap);
     tcase_add_test(tc, wrong_class_labelmap);
     tcase_add_test(tc, wrong_class_objects);

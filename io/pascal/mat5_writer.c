@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <matio.h>
+#include <zlib.h>
 
 #include "mtlora/data/pascal_classes.h"
 #include "mtlora/io/atomic_file.h"
@@ -255,7 +256,26 @@ static mt_status hostile_raw(const char *path, mat5_hostile f, char *err, size_t
         return raw_save(path, &r, err, errlen);
     }
     raw_header(&r);
-    if (f == MAT5_HOSTILE_COUNT_OVER_DATA) {
+    if (f == MAT5_HOSTILE_STRUCT_COUNT_BOMB) {
+        /* libmatio would build 9e8 x 2 field matvars (hundreds of GB of
+         * small allocations) before noticing the data is missing */
+        raw_buf in = {{0}, 0};
+        const size_t at = raw_matrix(&in, MAT_C_STRUCT, 30000, 30000, "anno");
+        raw_u32(&in, (uint32_t)MAT_T_INT32 | 4u << 16);
+        raw_u32(&in, 32);
+        raw_u32(&in, MAT_T_INT8);
+        raw_u32(&in, 64);
+        char names[64] = "imname";
+        memcpy(names + 32, "objects", 8);
+        raw_bytes(&in, names, 64, 8);
+        raw_end(&in, at);
+        uLongf zn = (uLongf)(sizeof r.b - r.n - 8);
+        if (compress2(r.b + r.n + 8, &zn, in.b, (uLong)in.n, 6) != Z_OK)
+            return mt_errf(err, errlen, MT_ERR_NOMEM, "%s: zlib compress failed", path);
+        raw_u32(&r, MAT_T_COMPRESSED);
+        raw_u32(&r, (uint32_t)zn);
+        r.n += zn;
+    } else if (f == MAT5_HOSTILE_COUNT_OVER_DATA) {
         const size_t at = raw_matrix(&r, MAT_C_UINT16, 64, 64, "LabelMap");
         raw_u32(&r, MAT_T_UINT16); /* the data element: 0 bytes for 64 x 64 elements */
         raw_u32(&r, 0);
@@ -314,7 +334,8 @@ mt_status mat5_write_hostile(const char *path, mat5_hostile f, const synthetic_s
                              char *err, size_t errlen) {
     if (!path || (unsigned)f >= MAT5_HOSTILE_COUNT)
         return mt_errf(err, errlen, MT_ERR_ARG, "mat5_write_hostile: bad argument");
-    if (f == MAT5_HOSTILE_V4_HUGE || f == MAT5_HOSTILE_COUNT_OVER_DATA || f == MAT5_HOSTILE_STRUCT_NO_FIELD_DATA)
+    if (f == MAT5_HOSTILE_V4_HUGE || f == MAT5_HOSTILE_COUNT_OVER_DATA || f == MAT5_HOSTILE_STRUCT_NO_FIELD_DATA ||
+        f == MAT5_HOSTILE_STRUCT_COUNT_BOMB)
         return hostile_raw(path, f, err, errlen);
     if (f == MAT5_HOSTILE_SPARSE_LABELMAP) return mat_write_var(path, labelmap_sparse(), err, errlen);
     if (f == MAT5_HOSTILE_CHAR_LABELMAP) return mat_write_var(path, labelmap_char(), err, errlen);
@@ -333,6 +354,6 @@ const char *mat5_hostile_name(mat5_hostile f) {
     static const char *const names[MAT5_HOSTILE_COUNT] = {
         "struct-no-field-data", "sparse-labelmap", "char-labelmap", "cell-objects",
         "count-over-data", "class-index-huge", "class-index-nan", "class-index-fraction",
-        "labelmap-nan", "labelmap-range", "v4-huge"};
+        "labelmap-nan", "labelmap-range", "v4-huge", "struct-count-bomb"};
     return (unsigned)f < MAT5_HOSTILE_COUNT ? names[f] : NULL;
 }

@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     static const mat_kind kinds[MAT5_HOSTILE_COUNT] = {
         MAT_KIND_PARTS,    MAT_KIND_LABELMAP, MAT_KIND_LABELMAP, MAT_KIND_PARTS,
         MAT_KIND_LABELMAP, MAT_KIND_PARTS,    MAT_KIND_PARTS,    MAT_KIND_PARTS,
-        MAT_KIND_LABELMAP, MAT_KIND_LABELMAP, MAT_KIND_LABELMAP};
+        MAT_KIND_LABELMAP, MAT_KIND_LABELMAP, MAT_KIND_LABELMAP, MAT_KIND_PARTS};
     for (int f = 0; f < MAT5_HOSTILE_COUNT; f++) {
         snprintf(path, sizeof path, "%s/hostile-%s.mat", argv[1], mat5_hostile_name((mat5_hostile)f));
         if (mat5_write_hostile(path, (mat5_hostile)f, &s, "2008_000001", err, sizeof err)) {

@@ -32,7 +32,8 @@
 #include "mtlora/mpi/dist.h"
 
 typedef struct {
-    const char *resume;         /* "auto", a checkpoint file, or NULL */
+    const char *resume;         /* "auto", "auto-start-over" (--resume auto --start-over), "never",
+                                   a checkpoint file, or NULL */
     const char *metrics_url;    /* POST every record there (NULL: no) */
     const char *save_trainable; /* write the model at the end (NULL: no) */
     int synthetic;              /* generated batches instead of shards */

@@ -5,7 +5,9 @@
  *   buffers    F32 [n_buffer]      batch-norm running statistics
  *   state      I64 [10]            step, epoch, batch (the next batch the
  *                                  loader delivers), adam_step, skipped,
- *                                  config hash, world size, format version,
+ *                                  config hash, world size of the run's
+ *                                  global batch (the world that started
+ *                                  the run; kept across a resize), format version,
  *                                  BatchNorm num_batches_tracked, run start
  *   checksum   I64 [1]             FNV-1a 64 of the header (the JSON with
  *                                  __metadata__, every name, shape and

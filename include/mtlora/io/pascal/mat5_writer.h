@@ -47,6 +47,7 @@ typedef enum {
     MAT5_HOSTILE_LABELMAP_NAN,         /* LabelMap double with a NaN */
     MAT5_HOSTILE_LABELMAP_RANGE,       /* LabelMap double with 1e12 */
     MAT5_HOSTILE_V4_HUGE,              /* RAW 20-byte MAT v4 header: 16384x16384 doubles */
+    MAT5_HOSTILE_STRUCT_COUNT_BOMB,    /* compressed anno: a 30000x30000 struct of 2 fields in ~100 bytes */
     MAT5_HOSTILE_COUNT
 } mat5_hostile;
 
