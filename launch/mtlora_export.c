@@ -42,7 +42,8 @@ static void usage(FILE *f) {
           "                     --output MODEL.safetensors\n"
           "  --config       official-format YAML (default: built-in Swin-T 448 MTLoRA r64)\n"
           "  --opts         KEY VALUE pairs overriding the config (until the next --flag)\n"
-          "  --weights      whole-model safetensors of that config (official state-dict names)\n"
+          "  --weights      whole-model weights of that config (official state-dict names):\n"
+          "                 safetensors or a PyTorch .pth (its 'model' key)\n"
           "  --merge        fold task T's adapter update into the frozen weights: writes a plain\n"
           "                 Swin with task T's head to --output and its config beside it\n"
           "                 (MERGED.yaml, for mtlora-infer --config); MTLoRA models with task\n"
@@ -55,9 +56,12 @@ static void usage(FILE *f) {
           "                 tensor and the BatchNorm buffers), config.yaml, adapter_config.json\n"
           "  --adapter      an --adapter-out directory to load: its config.yaml builds the model,\n"
           "                 adapter_config.json is checked against it\n"
-          "  --base         whole-model safetensors supplying the frozen tensors\n"
-          "  --pretrained   ImageNet Swin safetensors (plain names) supplying the encoder\n"
-          "  --output       where the merged (--merge) or the whole (--adapter) model goes\n"
+          "  --base         whole-model weights (safetensors or .pth) supplying the frozen tensors\n"
+          "  --pretrained   ImageNet Swin weights (.pth of the Swin release, or safetensors with\n"
+          "                 plain or timm names) supplying the encoder\n"
+          "  --output       where the merged (--merge) or the whole (--adapter) model goes;\n"
+          "                 a name ending in .pth is written in PyTorch's zip format as\n"
+          "                 {'model': state_dict} (torch.load(weights_only=True) reads it)\n"
           "exit status: 0 ok, 1 runtime failure, 2 bad command line or config\n",
           f);
 }
@@ -159,6 +163,8 @@ static int run_merge(mt_model *m, mt_ctx *ctx, const mt_config *cfg, int t, cons
     char yaml[PATH_CAP + 64], err[600];
     if (ends_with(output, ".safetensors"))
         snprintf(yaml, sizeof yaml, "%.*s.yaml", (int)(strlen(output) - strlen(".safetensors")), output);
+    else if (ends_with(output, ".pth"))
+        snprintf(yaml, sizeof yaml, "%.*s.yaml", (int)(strlen(output) - strlen(".pth")), output);
     else
         snprintf(yaml, sizeof yaml, "%s.yaml", output);
     mt_config pc;

@@ -201,8 +201,11 @@ static int after_update(trainer *s, long u, long total, int epoch, int any_stop)
                             "--resume auto\n", u + 1, total);
         return 3;
     }
-    if (c->run.checkpoint_every > 0 && (u + 1) % c->run.checkpoint_every == 0 && u + 1 < total &&
-        trainer_checkpoint(s, "interval"))
+    /* RUN.CHECKPOINT_EVERY updates; --ckpt-freq N: the end of every N-th epoch */
+    const int ce = s->opts->checkpoint_epochs;
+    const int at_interval = c->run.checkpoint_every > 0 && (u + 1) % c->run.checkpoint_every == 0;
+    const int at_epoch = s->loader && ce > 0 && (u + 1) % s->per_epoch == 0 && ((u + 1) / s->per_epoch) % ce == 0;
+    if ((at_interval || at_epoch) && u + 1 < total && trainer_checkpoint(s, at_interval ? "interval" : "epoch"))
         return 1;
     /* RUN.EVAL_EVERY epochs: evaluate at the end of those epochs. */
     if (s->loader && c->run.eval_every > 0 && (u + 1) % s->per_epoch == 0 && u + 1 < total &&
@@ -358,31 +361,6 @@ static int bench_report(trainer *s) {
 
 /* ------------------------------------------------------------ set-up */
 
-/* The model on every rank: pretrained encoder weights read by each node's
- * first rank only; the frozen ones reach the node's ranks through the
- * shared window, the trainable ones (norms, patch embedding, ...) through
- * the broadcast, checked by hash. */
-static int build_model(trainer *s) {
-    const mt_config *c = &s->cfg;
-    char err[TRAINER_ERRLEN];
-    if (mt_ctx_create(&s->ctx, err, sizeof err)) return trainer_fail(s, err);
-    if (mt_model_create(&s->m, s->ctx, c, (uint64_t)c->seed)) return trainer_fail(s, mt_ctx_error(s->ctx));
-    param_bank *bank = mt_model_bank(s->m);
-    int load_failed = 0, any_failed = 0;
-    if (c->pretrained[0] && s->d->node_rank == 0 && mt_model_load(s->m, s->ctx, c->pretrained, MT_LOAD_PRETRAINED))
-        load_failed = 1, fprintf(stderr, "mtlora_dist: rank %d: %s\n", s->d->rank, mt_ctx_error(s->ctx));
-    const int rc = MPI_Allreduce(&load_failed, &any_failed, 1, MPI_INT, MPI_MAX, s->d->sync);
-    if (rc != MPI_SUCCESS) return trainer_fail_mpi(s, rc, "MPI_Allreduce (pretrained weights loaded?)");
-    if (any_failed) return trainer_fail(s, "cannot load the pretrained weights (MODEL.PRETRAINED / --pretrained)");
-    if (c->pretrained[0] && s->d->rank == 0 && !s->opts->quiet) printf("pretrained encoder weights: %s\n", c->pretrained);
-    if (dist_share_frozen(s->d, s->m, s->ctx, err, sizeof err)) return trainer_fail(s, err);
-    if (dist_bcast_floats(s->d, bank->trainable, bank->n_trainable, err, sizeof err)) return trainer_fail(s, err);
-    if (dist_check_same(s->d, dist_hash(bank->trainable, sizeof(float) * bank->n_trainable),
-                        "trainable values after broadcast", err, sizeof err))
-        return trainer_fail(s, err);
-    return 0;
-}
-
 static void print_banner(trainer *s) {
     const mt_config *c = &s->cfg;
     const param_bank *bank = mt_model_bank(s->m);
@@ -500,7 +478,7 @@ static int set_up(trainer *s) {
     if (dist_check_same(s->d, dist_hash(c, sizeof *c), "configuration (config file, --opts, --tasks)", err,
                         sizeof err))
         return trainer_fail(s, err);
-    if (build_model(s)) return 1;
+    if (trainer_build_model(s)) return 1;
     print_banner(s);
     param_bank *bank = mt_model_bank(s->m);
     if (c->run.sync_bn) mt_ctx_set_sync_sum(s->ctx, dist_sum_doubles, s->d);

@@ -62,6 +62,9 @@ typedef struct {
 int trainer_fail(trainer *s, const char *msg);
 /* As trainer_fail for a failed MPI call (code rc) named `call`. */
 int trainer_fail_mpi(trainer *s, int rc, const char *call);
+/* Creates the model on every rank and loads MODEL.PRETRAINED and
+ * opts->weights (trainer_model.c); 0 ok, else the job is ended. */
+int trainer_build_model(trainer *s);
 
 /* BatchNorm running statistics from rank 0 (as DDP's broadcast_buffers). */
 int trainer_share_buffers(trainer *s);

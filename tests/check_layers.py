@@ -52,6 +52,14 @@ OWNERS = {
     "zlib.h": {"shards", "pascal"},
     # JSON documents: files (io), the PEFT adapter format (model), metric records (mpi)
     "jansson.h": {"io", "model", "mpi"},
+    # PyTorch .pth files in the zip format (io/pth/)
+    "zip.h": {"io"},
+}
+
+# folders that belong to a layer of another folder: io/pth/ is part of io
+# (its own folder only for its private header, pth_internal.h)
+PART_OF = {
+    "io/pth": "io",
 }
 
 # header folder under include/mtlora/ -> layer
@@ -84,6 +92,8 @@ def layer_of(rel):
         d = os.path.dirname(rel[len("include/mtlora/"):])
         return HEADER_DIRS.get(d)
     d = os.path.dirname(rel)
+    if d in PART_OF:
+        return PART_OF[d]
     best = None
     for name, (folder, _) in LAYERS.items():
         if d == folder:

@@ -94,6 +94,11 @@ const char *mt_key_check_str(const mt_key *k, const char *v, char *buf, size_t c
 /* A value of row k as messages write it: integers plainly, floats shortest. */
 void mt_key_format(const mt_key *k, double v, char *buf, size_t cap);
 
+/* mt_config_set with the messages starting with `label` instead of
+ * "--opts" (the official flags that stand for a key, config_flags.c). */
+mt_status mt_config_set_as(mt_config *cfg, const char *key, const char *value, const char *label,
+                          char *err, size_t errlen);
+
 /* The known tasks: name, kind, number of outputs, official loss weight. */
 typedef struct {
     const char *name;

@@ -514,11 +514,11 @@ mt_status mt_config_builtin(mt_config *cfg, char *err, size_t errlen) {
     return merge_yaml(cfg, BUILTIN_YAML, strlen(BUILTIN_YAML), "built-in config", err, errlen);
 }
 
-mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char *err,
-                        size_t errlen) {
-    if (!key || !value) return fail(err, errlen, MT_ERR_ARG, "--opts: missing KEY or VALUE");
+mt_status mt_config_set_as(mt_config *cfg, const char *key, const char *value, const char *label,
+                          char *err, size_t errlen) {
+    if (!key || !value) return fail(err, errlen, MT_ERR_ARG, "%s: missing KEY or VALUE", label);
     char src[300];
-    snprintf(src, sizeof src, "--opts %.200s", key);
+    snprintf(src, sizeof src, "%s %.200s", label, key);
     yaml_document_t doc;
     size_t nodes = 0;
     mt_status st = mt_yaml_read(value, strlen(value), src, &doc, &nodes, err, errlen);
@@ -531,7 +531,7 @@ mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char
     } else if (!a || !checked) {
         st = fail(err, errlen, MT_ERR_NOMEM, "%s: out of memory", src);
     } else {
-        *a = (apply_ctx){.cfg = cfg, .doc = &doc, .src = "--opts", .lines = 0,
+        *a = (apply_ctx){.cfg = cfg, .doc = &doc, .src = label, .lines = 0,
                          .budget = MT_YAML_VISIT_BUDGET(nodes), .nodes = nodes, .checked = checked,
                          .err = err, .errlen = errlen};
         st = apply(a, key, root);
@@ -540,6 +540,11 @@ mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char
     free(a);
     yaml_document_delete(&doc);
     return st;
+}
+
+mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char *err,
+                        size_t errlen) {
+    return mt_config_set_as(cfg, key, value, "--opts", err, errlen);
 }
 
 mt_status mt_config_set_tasks(mt_config *cfg, const char *list, char *err, size_t errlen) {
@@ -574,15 +579,4 @@ mt_status mt_config_start(mt_config *cfg, const char *path, char *err, size_t er
     if (!path) return mt_config_builtin(cfg, err, errlen);
     mt_config_default(cfg);
     return mt_config_load(cfg, path, err, errlen);
-}
-
-const char *mt_config_flag_key(const char *arg, const char **value) {
-    static const char *const flags[][3] = {{"--disable_amp", "AMP_ENABLE", "False"},
-                                           {"--use-checkpoint", "TRAIN.USE_CHECKPOINT", "True"}};
-    for (size_t i = 0; arg && i < sizeof flags / sizeof flags[0]; i++)
-        if (!strcmp(arg, flags[i][0])) {
-            if (value) *value = flags[i][2];
-            return flags[i][1];
-        }
-    return NULL;
 }

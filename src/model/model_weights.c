@@ -6,6 +6,8 @@
 #include "model_internal.h"
 #include "mtlora/ops/layers.h"
 #include "mtlora/io/safetensors.h"
+#include "mtlora/io/weight_file.h"
+#include "mtlora/io/pth.h"
 
 /* ---- saving --------------------------------------------------------- */
 
@@ -53,6 +55,29 @@ static void entries_free(entries *es) {
     free(es->names);
     free(es->shapes);
     free(es->owned);
+}
+
+/* A path ending in ".pth" is written as PyTorch's zip format with the
+ * state dict under "model" (what the official main.py --resume reads);
+ * any other as safetensors with the metadata pairs. */
+static int is_pth_path(const char *path) {
+    const size_t n = strlen(path);
+    return n >= 4 && !strcmp(path + n - 4, ".pth");
+}
+
+static mt_status write_entries(const char *path, const entries *es, const char *const *meta, int n_meta, char *err,
+                               size_t errlen) {
+    if (!is_pth_path(path)) return st_write(path, es->e, es->n, meta, n_meta, err, errlen);
+    pth_write_entry *pe = calloc(es->n ? (size_t)es->n : 1, sizeof *pe);
+    if (!pe) return mt_errf(err, errlen, MT_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < es->n; i++) {
+        const st_entry *e = &es->e[i];
+        pe[i] = (pth_write_entry){e->name, e->dtype == ST_I64 ? PTH_I64 : PTH_F32, e->ndim, e->ndim ? e->shape : NULL,
+                                  e->data};
+    }
+    mt_status st = pth_write(path, pe, es->n, "model", err, errlen);
+    free(pe);
+    return st;
 }
 
 mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path) {
@@ -114,7 +139,7 @@ mt_status mt_model_save_subset(mt_model *m, mt_ctx *ctx, const char *path,
     for (int i = 0; i < es.n; i++) es.e[i].shape = es.shapes + 4 * i;
     char err[512];
     const char *meta[4] = {"format", "pt", "producer", "mtlora"};
-    mt_status st = st_write(path, es.e, es.n, meta, 2, err, sizeof err);
+    mt_status st = write_entries(path, &es, meta, 2, err, sizeof err);
     entries_free(&es);
     if (st) return mt_fail(ctx, st, "%s", err);
     return MT_OK;
@@ -167,14 +192,36 @@ static void list_add(name_list *l, const char *what) {
     l->len += (size_t)sprintf(l->buf + l->len, "%s%s", l->len ? ", " : "", what);
 }
 
+/* timm's Swin (Hugging Face `swin_*.ms_in1k`) keeps the release's tensors
+ * but moves each stage's patch merging to the start of the next stage
+ * (release layers.i.downsample = timm layers.(i+1).downsample, the same
+ * channel order) and names the classifier head.fc. A file is in timm's
+ * layout when it has a downsample in stage 3 or a head.fc. */
+static int is_timm_layout(const st_file *f) {
+    for (int i = 0; i < f->count; i++) {
+        const char *n = f->tensors[i].name;
+        if (!strncmp(n, "backbone.", 9)) n += 9;
+        if (!strncmp(n, "layers.3.downsample.", 20) || !strncmp(n, "head.fc.", 8)) return 1;
+    }
+    return 0;
+}
+
 /* Maps a file name to a model name; NULL when the tensor is to be skipped. */
-static const char *map_name(const mt_model *m, const char *in, mt_load_mode mode, char *out,
+static const char *map_name(const mt_model *m, const char *in, mt_load_mode mode, int timm, char *out,
                             size_t cap) {
     const char *s = in;
     if (strstr(s, "relative_position_index") || strstr(s, "attn_mask")) return NULL; /* derived */
+    if (mode == MT_LOAD_NO_DECODERS && !strncmp(s, "decoders.", 9)) return NULL;
     if (mode != MT_LOAD_PRETRAINED) return in;
     if (!strncmp(s, "backbone.", 9)) s += 9;
     if (!strncmp(s, "head.", 5) || !strncmp(s, "norm.", 5)) return NULL; /* classifier, final norm */
+    char shifted[ST_NAME_LEN + 8];
+    int stage;
+    int at = 0;
+    if (timm && sscanf(s, "layers.%d.downsample.%n", &stage, &at) == 1 && at > 0 && stage >= 1 && stage <= 9) {
+        snprintf(shifted, sizeof shifted, "layers.%d.downsample.%s", stage - 1, s + at);
+        s = shifted;
+    }
     snprintf(out, cap, "backbone.%s", s);
     if (param_bank_find(&m->bank, out)) return out;
     /* plain Linear "x.weight" becomes "x.linear.weight" inside MTLoRALinear */
@@ -197,27 +244,56 @@ static int same_shape(const param_entry *p, const st_tensor *t) {
 static int expected_missing(const char *name, mt_load_mode mode) {
     if (mode == MT_LOAD_SUBSET) return 1;
     if (mode == MT_LOAD_CHECKPOINT) return 0;
+    if (mode == MT_LOAD_NO_DECODERS) return !strncmp(name, "decoders.", 9);
     return strstr(name, "lora_") || strncmp(name, "backbone.", 9);
 }
 
 mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode mode) {
+    return mt_model_load_report(m, ctx, path, mode, NULL, 0);
+}
+
+/* A relative position bias table of another window size: the official
+ * loader resizes it bicubically; we say so instead of guessing. */
+static void explain_window(const char *name, const param_entry *p, const st_tensor *t, char *msg, size_t cap) {
+    if (!strstr(name, "relative_position_bias_table") || t->ndim != 2 || p->ndim != 2 || t->shape[1] != p->shape[1])
+        return;
+    int wf = 0, wm = 0;
+    while ((2 * wf + 1) * (2 * wf + 1) < t->shape[0]) wf++;
+    while ((2 * wm + 1) * (2 * wm + 1) < p->shape[0]) wm++;
+    const size_t L = strlen(msg);
+    snprintf(msg + L, cap - L, " [a window-%d table for a window-%d model: the official loader resizes it "
+             "bicubically, mtlora does not; use weights of window %d or set MODEL.SWIN.WINDOW_SIZE %d]",
+             wf + 1, wm + 1, wm + 1, wf + 1);
+}
+
+mt_status mt_model_load_report(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode mode, char *note,
+                               size_t notelen) {
     if (!ctx) return MT_ERR_ARG;
     if (!m || !path) return mt_fail(ctx, MT_ERR_ARG, "mt_model_load: NULL argument");
+    if (note && notelen) note[0] = '\0';
     st_file f;
     char err[512];
-    mt_status st = st_load(&f, path, err, sizeof err);
+    weight_file_info info;
+    mt_status st = weight_file_load(&f, path, &info, err, sizeof err);
     if (st) return mt_fail(ctx, st, "%s", err);
+    const int timm = mode == MT_LOAD_PRETRAINED && is_timm_layout(&f);
     const param_bank *bank = &m->bank;
     const st_tensor **src = calloc((size_t)bank->count, sizeof *src);
     if (!src) { st_free(&f); return mt_fail(ctx, MT_ERR_NOMEM, "mt_model_load: out of memory"); }
-    name_list missing = {0}, unexpected = {0}, mismatched = {0};
+    name_list missing = {0}, unexpected = {0}, mismatched = {0}, unused = {0};
+    int dec_left = 0; /* decoders.* tensors of the file left out (MT_LOAD_NO_DECODERS) */
     int64_t tracked[MT_MAX_TASKS];
     int have_tracked[MT_MAX_TASKS] = {0};
     char mapped[ST_NAME_LEN + 32], msg[512];
     for (int i = 0; i < f.count; i++) {
         const st_tensor *t = &f.tensors[i];
-        const char *name = map_name(m, t->name, mode, mapped, sizeof mapped);
-        if (!name) continue;
+        const char *name = map_name(m, t->name, mode, timm, mapped, sizeof mapped);
+        if (!name) {
+            if (mode == MT_LOAD_NO_DECODERS && !strncmp(t->name, "decoders.", 9)) dec_left++;
+            else if (!strstr(t->name, "relative_position_index") && !strstr(t->name, "attn_mask"))
+                list_add(&unused, t->name);
+            continue;
+        }
         const char *nbt = strstr(name, ".last_layer.1.num_batches_tracked");
         if (nbt && mode != MT_LOAD_PRETRAINED) {
             int found = 0;
@@ -240,7 +316,8 @@ mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode
                 snprintf(sa + strlen(sa), sizeof sa - strlen(sa), d ? ",%lld" : "%lld", (long long)p->shape[d]);
             for (int d = 0; d < t->ndim; d++)
                 snprintf(sb + strlen(sb), sizeof sb - strlen(sb), d ? ",%lld" : "%lld", (long long)t->shape[d]);
-            snprintf(msg, sizeof msg, "%s (file [%s], model [%s])", t->name, sb, sa);
+            snprintf(msg, sizeof msg, "%s (file [%s], model %s [%s])", t->name, sb, name, sa);
+            explain_window(name, p, t, msg, sizeof msg);
             list_add(&mismatched, msg);
             continue;
         }
@@ -281,9 +358,19 @@ mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode
         for (int k = 0; k < m->T; k++)
             if (have_tracked[k]) m->dec[k].bn_tracked = tracked[k];
     }
+    if (!st && note && notelen) {
+        char dec[64] = "";
+        if (dec_left) snprintf(dec, sizeof dec, "; %d decoders.* tensors left out", dec_left);
+        snprintf(note, notelen, "%s%s%s%s%s%s%s%s%s%s%s", info.format, info.key[0] ? ", key '" : "", info.key,
+                 info.key[0] ? "'" : "", timm ? ", timm layout (downsample moved back a stage)" : "", dec,
+                 unused.count ? "; not used: " : "", unused.count ? unused.buf : "",
+                 unused.count > 12 ? ", ..." : "", info.others[0] ? "; beside it in the file: " : "",
+                 info.others);
+    }
     free(missing.buf);
     free(unexpected.buf);
     free(mismatched.buf);
+    free(unused.buf);
     free(src);
     st_free(&f);
     return st;

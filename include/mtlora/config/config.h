@@ -176,11 +176,71 @@ mt_status mt_config_set(mt_config *cfg, const char *key, const char *value, char
 mt_status mt_opts_collect(int argc, char **argv, int *i, const char *opts[][2], int *n, int cap,
                           char *err, size_t errlen);
 
-/* The official main.py flags that stand for a config key: returns the key
- * and sets *value for "--disable_amp" (AMP_ENABLE False) and
+/* ---- the official main.py command line (src/config/config_flags.c) ----
+ *
+ * One table row per flag of the official parse_option(), saying what mtlora
+ * does with it. Programs apply key rows after --opts, as update_config
+ * does; docs/guide.md lists the table. */
+typedef enum {
+    MT_FLAG_KEY,       /* sets `key`: to `value` (a switch) or to the flag's argument */
+    MT_FLAG_PROGRAM,   /* the program acts on it (note says how) */
+    MT_FLAG_NO_EFFECT, /* accepted; changes nothing (note says why) */
+    MT_FLAG_REFUSED    /* refused; note is the reason */
+} mt_flag_use;
+
+typedef struct {
+    const char *name;    /* "--batch-size" */
+    int arity;           /* 0 a switch, 1 one argument, -1 KEY VALUE pairs (--opts) */
+    mt_flag_use use;
+    const char *key;     /* MT_FLAG_KEY: the key set */
+    const char *value;   /* the value a switch (or `when`) sets; NULL: the argument */
+    const char *choices; /* argparse's choices=, comma separated, or NULL */
+    const char *when;    /* the key is set only for this argument (--amp-opt-level O0) */
+    const char *zero;    /* the value "0" stands for (main.py's treatment of 0) */
+    int from_file;       /* the argument names a JSON file whose object is the value */
+    const char *note;    /* what is done, or (MT_FLAG_REFUSED) why not: one line */
+} mt_official_flag;
+
+extern const mt_official_flag MT_OFFICIAL_FLAGS[];
+extern const size_t MT_N_OFFICIAL_FLAGS;
+
+/* The row of an exact flag name, or NULL. */
+const mt_official_flag *mt_official_flag_find(const char *name);
+
+/* The official main.py switches that stand for a config key: returns the
+ * key and sets *value for "--disable_amp" (AMP_ENABLE False) and
  * "--use-checkpoint" (TRAIN.USE_CHECKPOINT True), NULL for any other
  * argument. Programs apply them after --opts, as update_config does. */
 const char *mt_config_flag_key(const char *arg, const char **value);
+
+/* A program's own long flag, matched beside the official ones. */
+typedef struct {
+    const char *name; /* "--data" */
+    int arity;        /* 0 a switch, 1 one argument */
+} mt_cli_flag;
+
+typedef struct {
+    const char *name;            /* the full name matched (a row's or an own flag's) */
+    const mt_official_flag *row; /* the official row, or NULL for an own flag */
+    int own;                     /* index into own, or -1 */
+    int arity;
+    const char *value;           /* the argument (arity 1), else NULL */
+} mt_flag_match;
+
+/* argv[*i] matched as argparse does among the official flags and own[0..nown):
+ * the exact name, "--name=value", or a prefix of exactly one long flag
+ * ("--epoch=300" is --epochs); an arity-1 flag takes the "=" part or the next
+ * word (*i moves on), which must not start with "--"; a switch takes no "=";
+ * choices are checked. MT_ERR_ARG, the reason in err ("unknown option
+ * '--x'", "ambiguous option: --re could match --resume, --resume-backbone",
+ * "--tag: expected one argument"), otherwise. */
+mt_status mt_flag_next(int argc, char **argv, int *i, const mt_cli_flag *own, int nown,
+                       mt_flag_match *m, char *err, size_t errlen);
+
+/* Applies a MT_FLAG_KEY row with its argument (NULL for a switch) through
+ * the key's parser and bounds; errors start with the flag's name. */
+mt_status mt_config_set_flag(mt_config *cfg, const mt_official_flag *f, const char *arg, char *err,
+                             size_t errlen);
 
 /* Sets the task list from "semseg,human_parts" (as --tasks). */
 mt_status mt_config_set_tasks(mt_config *cfg, const char *list, char *err, size_t errlen);

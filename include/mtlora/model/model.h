@@ -131,7 +131,10 @@ mt_flops mt_model_flops(const mt_model *m);
  * Saved: every parameter and buffer under its official state-dict name,
  * including BatchNorm running statistics and num_batches_tracked, the
  * relative_position_index and attn_mask buffers, so the file loads into the
- * official PyTorch model with strict=True. */
+ * official PyTorch model with strict=True. A path ending in ".pth" is
+ * written in PyTorch's zip format instead, as {"model": state_dict} (what
+ * torch.load(weights_only=True) and the official main.py --resume read);
+ * mt_model_save_subset likewise. */
 mt_status mt_model_save(mt_model *m, mt_ctx *ctx, const char *path);
 
 typedef enum {
@@ -139,15 +142,32 @@ typedef enum {
     MT_LOAD_PRETRAINED, /* an ImageNet Swin file (plain names, with or without
                            "backbone."): initialises the encoder; LoRA,
                            decoders, norm.* and head.* are expected absent */
+    MT_LOAD_NO_DECODERS, /* a whole-model file without its decoders, as the official
+                            --skip_decoder: decoders.* in the file are skipped and the
+                            model's keep their values; every other tensor must match */
     MT_LOAD_SUBSET      /* some of the model's tensors under their names (an
                            adapter file): each must exist with its shape,
                            the rest is left as it is */
 } mt_load_mode;
 
-/* Loads weights. Missing, unexpected and wrongly shaped tensors are listed
- * by name in the context's error (and nothing is half-applied: the model
- * is only changed when the whole file checks out). */
+/* Loads weights from safetensors or a PyTorch .pth (zip or legacy; the
+ * dict under "model" or "state_dict", else the top level: weight_file.h).
+ * MT_LOAD_PRETRAINED takes the Swin release's names, with or without
+ * "backbone.", and timm's layout (downsample one stage later, head.fc):
+ * plain Linear weights are renamed to ".linear." inside adapted layers, as
+ * the official loader does; relative_position_index and attn_mask are
+ * derived and skipped; head.* and norm.* are not used. Missing, unexpected
+ * and wrongly shaped tensors are listed by name in the context's error
+ * (a bias table of another window size says so), and nothing is
+ * half-applied: the model is only changed when the whole file checks out. */
 mt_status mt_model_load(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode mode);
+
+/* As mt_model_load; on success note (if not NULL) says what was read: the
+ * format, the key, the layout, the tensors not used and the file's other
+ * top-level keys, e.g. "pth (zip), key 'model'; not used: head.weight,
+ * head.bias; beside it in the file: optimizer (dict), epoch (int)". */
+mt_status mt_model_load_report(mt_model *m, mt_ctx *ctx, const char *path, mt_load_mode mode, char *note,
+                               size_t notelen);
 
 /* Saves only the tensors for which keep(user, name) is non-zero (no derived
  * buffers); keep NULL: as mt_model_save. */

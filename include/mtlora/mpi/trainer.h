@@ -42,6 +42,11 @@ typedef struct {
     int bench;                  /* print the data-parallel costs at the end */
     char progress;              /* 'b' bar, 'l' lines, 0 auto */
     volatile sig_atomic_t *stop;/* set by SIGTERM / SIGUSR1; may be NULL */
+    const char *weights;        /* the whole model's weights (MT_LOAD_CHECKPOINT), read by each
+                                   node's first rank after MODEL.PRETRAINED (mtlora_dist --resume
+                                   with a file that is not a checkpoint); NULL: none */
+    int checkpoint_epochs;      /* also a checkpoint at the end of every N-th epoch (--ckpt-freq) */
+    int weights_skip_decoders;  /* weights without their decoders (--skip_decoder: MT_LOAD_NO_DECODERS) */
 } trainer_opts;
 
 /* The whole run on this rank for a finalized config. Returns the exit
