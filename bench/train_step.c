@@ -6,8 +6,13 @@
  * runs it side by side with the official PyTorch step).
  *
  *   train_step [--config FILE] [--batch N] [--steps N] [--anchor-seconds S]
- *              [--data DIR] [--disable_amp] [--use-checkpoint]
+ *              [--data DIR] [--disable_amp] [--use-checkpoint] [--timeline FILE]
  *              [--opts KEY VALUE [KEY VALUE ...]]
+ *
+ * --timeline FILE records the step's spans (RUN.TIMELINE's, src/train/
+ * trace.h) in every second timed step, writes them to FILE (one process,
+ * Perfetto / chrome://tracing) and prints the median step with and without
+ * them: the recording's cost, measured on alternating steps of one process.
  *
  * Threads: OMP_NUM_THREADS (oneDNN and our loops share the OpenMP pool).
  * The default model is the built-in Swin-T 448 MTLoRA r64/r4 config.
@@ -53,8 +58,10 @@ static double median(double *v, int n) {
 static void usage(FILE *f, const char *prog) {
     fprintf(f,
             "usage: %s [--config FILE] [--batch N] [--steps N] [--anchor-seconds S]\n"
-            "          [--data SHARD_DIR] [--disable_amp] [--use-checkpoint]\n"
+            "          [--data SHARD_DIR] [--disable_amp] [--use-checkpoint] [--timeline FILE]\n"
             "          [--opts KEY VALUE [KEY VALUE ...]]\n"
+            "  --timeline FILE    record the spans in every second step, write them to FILE and\n"
+            "                     print the median step with and without (the timeline's cost)\n"
             "  --batch N          images per step (default 2; overrides DATA.BATCH_SIZE)\n"
             "  --steps N          timed steps after one warm-up (default 5, at most 1000)\n"
             "  --disable_amp      AMP_ENABLE False: every matmul in f32\n"
@@ -72,7 +79,7 @@ static long parse_int(const char *s, long lo, long hi) {
 }
 
 typedef struct {
-    const char *config, *data;
+    const char *config, *data, *timeline;
     int batch, steps; /* batch -1: not given */
     double anchor;
     int nopts, nflags;
@@ -89,6 +96,7 @@ static int parse_args(int argc, char **argv, args *a) {
         int has = i + 1 < argc;
         if (!strcmp(s, "--config") && has) a->config = argv[++i];
         else if (!strcmp(s, "--data") && has) a->data = argv[++i];
+        else if (!strcmp(s, "--timeline") && has) a->timeline = argv[++i];
         else if (!strcmp(s, "--batch") && has) {
             long v = parse_int(argv[++i], 1, 1 << 20);
             if (v < 0) {
@@ -200,6 +208,37 @@ static mt_status next_batch(void *user, long update, int micro, train_batch *tb,
     return MT_OK;
 }
 
+/* --timeline: the median of the recording steps against the others, and
+ * the file. */
+static int timeline_report(mt_trace *trace, const char *path, const double *times, int steps) {
+    double on[1000], off[1000];
+    int n_on = 0, n_off = 0;
+    for (int s = 0; s < steps; s++) {
+        if (s % 2) on[n_on++] = times[s];
+        else off[n_off++] = times[s];
+    }
+    if (n_on && n_off) {
+        /* median sorts: on[0] and off[0] are then the best steps */
+        const double m_on = median(on, n_on), m_off = median(off, n_off);
+        printf("timeline: step median %.3f ms recording spans (%d steps), %.3f ms not (%d steps): %+.2f%%; "
+               "best %.3f ms and %.3f ms: %+.2f%%\n",
+               1e3 * m_on, n_on, 1e3 * m_off, n_off, 100.0 * (m_on - m_off) / m_off, 1e3 * on[0], 1e3 * off[0],
+               100.0 * (on[0] - off[0]) / off[0]);
+    }
+    char err[1024];
+    mt_span *spans = malloc(sizeof(mt_span) * (mt_trace_capacity(trace) + 1));
+    if (!spans) { fprintf(stderr, "train_step: out of memory\n"); return 1; }
+    const mt_trace_rank rank = {0, spans, mt_trace_collect(trace, spans)};
+    const mt_status st = mt_trace_write(path, &rank, 1, err, sizeof err);
+    free(spans);
+    if (st) {
+        fprintf(stderr, "train_step: %s\n", err);
+        return 1;
+    }
+    printf("timeline: %s (%zu spans)\n", path, rank.n);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     args a;
     if (parse_args(argc, argv, &a)) {
@@ -260,16 +299,33 @@ int main(int argc, char **argv) {
     double *waits = calloc((size_t)steps, sizeof(double));
     double *times = malloc(sizeof(double) * (size_t)steps), loss = 0.0;
     if (!waits || !times) { fprintf(stderr, "train_step: out of memory\n"); return 1; }
+    /* --timeline: a ring for every step (the odd ones record) */
+    mt_trace *trace = NULL;
+    const int acc = cfg.accumulation_steps > 0 ? cfg.accumulation_steps : 1;
+    if (a.timeline && (mt_trace_create(&trace, steps + 1, acc * (4 + cfg.nstages + 2) + 16, 8, err, sizeof err) ||
+                       train_state_set_trace(&ts, trace, err, sizeof err))) {
+        fprintf(stderr, "train_step: %s\n", err);
+        return 1;
+    }
     for (int s = -1; s < steps; s++) { /* step -1 warms up: primitives, first touch */
+        const int traced = trace && s >= 0 && s % 2;
+        if (trace) {
+            mt_trace_step(trace, s + 1);
+            train_state_set_trace(&ts, traced ? trace : NULL, err, sizeof err);
+        }
         double t0 = mt_now_s();
         train_step_result r;
         if (train_step(&ts, s + 1, next_batch, &src, &r, err, sizeof err)) {
             fprintf(stderr, "train_step: %s\n", err);
             return 1;
         }
+        const double t1 = mt_now_s();
+        if (traced) mt_trace_add(trace, MT_SPAN_STEP, MT_TRACE_TID_MAIN, t0, t1, s + 1, r.finite);
         loss = r.loss[0];
-        if (s >= 0) times[s] = mt_now_s() - t0, waits[s] = r.data_s;
+        if (s >= 0) times[s] = t1 - t0, waits[s] = r.data_s;
     }
+    if (trace && timeline_report(trace, a.timeline, times, steps)) return 1;
+    mt_trace_free(trace);
     /* Peak resident set of the whole run so far (model, optimizer state,
      * the activations kept for the backward), read before the matmul probe
      * so its buffers do not count. Linux gives ru_maxrss in KiB; GB here is

@@ -32,7 +32,7 @@
 #define MAX_PAIRS 64
 
 typedef struct {
-    const char *config, *tasks, *data, *save_trainable, *resume, *metrics_url;
+    const char *config, *tasks, *data, *save_trainable, *resume, *metrics_url, *timeline;
     /* the official flags the program acts on (docs/guide.md) */
     const char *pascal, *output, *tag, *pretrained_by;
     int synthetic, steps, quiet, seed_set, bench, start_over, eval, freeze_backbone, skip_decoder;
@@ -52,7 +52,8 @@ typedef struct {
 static const mt_cli_flag OWN[] = {{"--config", 1},      {"--data", 1},       {"--synthetic-data", 0},
                                   {"--steps", 1},       {"--seed", 1},       {"--save-trainable", 1},
                                   {"--metrics-url", 1}, {"--quiet", 0},      {"--bench", 0},
-                                  {"--start-over", 0},  {"--progress", 1},   {"--help", 0}};
+                                  {"--start-over", 0},  {"--progress", 1},   {"--help", 0},
+                                  {"--timeline", 1}};
 #define NOWN ((int)(sizeof OWN / sizeof OWN[0]))
 
 /* Set by SIGTERM / SIGUSR1 (as SLURM sends before a time limit); the step
@@ -90,6 +91,8 @@ static void usage(FILE *f) {
             "                    when the output is a terminal)\n"
             "  --metrics-url URL also POST every record (JSON) there, from a background thread;\n"
             "                    a bearer token is read from MTLORA_METRICS_TOKEN\n"
+            "  --timeline FILE   RUN.TIMELINE: every rank's spans of the last RUN.TIMELINE_STEPS\n"
+            "                    updates as one Chrome trace-event JSON (Perfetto, chrome://tracing)\n"
             "  --disable_amp     AMP_ENABLE False: every matmul in f32 (the official flag)\n"
             "  --use-checkpoint  TRAIN.USE_CHECKPOINT True: recompute each Swin block's\n"
             "                    activations in the backward (less memory, more time)\n"
@@ -162,6 +165,7 @@ static int take(args *a, const mt_flag_match *m, int argc, char **argv, int *i, 
     else if (!strcmp(n, "--output")) a->output = v;
     else if (!strcmp(n, "--tag")) a->tag = v;
     else if (!strcmp(n, "--metrics-url")) a->metrics_url = v;
+    else if (!strcmp(n, "--timeline")) a->timeline = v;
     else if (!strcmp(n, "--synthetic-data")) a->synthetic = 1;
     else if (!strcmp(n, "--quiet")) a->quiet = 1;
     else if (!strcmp(n, "--bench")) a->bench = 1;
@@ -249,6 +253,7 @@ static mt_status load_config(const args *a, mt_config *cfg, char *err, size_t er
     }
     if (!st && a->steps > 0) cfg->run.max_steps = a->steps;
     if (!st && a->seed_set) cfg->seed = (int)a->seed;
+    if (!st && a->timeline) st = mt_config_set(cfg, "RUN.TIMELINE", a->timeline, err, errlen);
     if (!st && a->data) snprintf(cfg->data_path, sizeof cfg->data_path, "%s", a->data);
     /* main.py's OUTPUT: <--output>/<MODEL.NAME>/<--tag> */
     if (!st && (a->output || a->tag) &&

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mtlora/base/clock.h"
 #include "trainer_internal.h"
 
 int trainer_share_buffers(trainer *s) {
@@ -16,6 +17,7 @@ int trainer_share_buffers(trainer *s) {
 
 int trainer_checkpoint(trainer *s, const char *why) {
     if (!s->cfg.run.dir[0]) return 0;
+    const double t0 = mt_now_s(); /* RUN.TIMELINE's span */
     if (trainer_share_buffers(s)) return 1;
     int failed = 0;
     if (s->d->rank == 0) {
@@ -34,6 +36,7 @@ int trainer_checkpoint(trainer *s, const char *why) {
     const int rc = MPI_Bcast(&failed, 1, MPI_INT, 0, s->d->sync);
     if (rc != MPI_SUCCESS) return trainer_fail_mpi(s, rc, "MPI_Bcast (checkpoint written?)");
     if (failed) return trainer_fail(s, "writing the checkpoint failed");
+    mt_trace_add(s->ts.trace, MT_SPAN_CHECKPOINT, MT_TRACE_TID_MAIN, t0, mt_now_s(), (int)s->ck.step, 0);
     return 0;
 }
 

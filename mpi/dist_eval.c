@@ -7,6 +7,7 @@
 
 #include "mtlora/base/clock.h"
 #include "mtlora/train/metrics.h"
+#include "dist_preview.h"
 #include "trainer_internal.h"
 
 /* Rank 0: the reduced meters as one record. */
@@ -52,12 +53,15 @@ int trainer_evaluate(trainer *s, long step, int epoch) {
         if (metrics_create(&meter[t], c->task_kind[t])) return trainer_fail(s, "out of memory for meters");
     const double t0 = mt_now_s();
     long images = 0;
+    dist_preview preview; /* RUN.EVAL_PREVIEW: rank 0's first images */
+    dist_preview_start(&preview, c, s->d->rank, step);
     for (;;) {
         loader_batch *b;
         if (loader_next(L, &b, err, sizeof err)) return trainer_fail(s, err);
         if (!b) break;
         watchdog_mark(&s->wd, "evaluating");
         if (mt_model_forward(s->m, s->ctx, b->images, b->n, 0, 0)) return trainer_fail(s, mt_ctx_error(s->ctx));
+        if (preview.left) dist_preview_batch(&preview, c, s->m, L, b);
         const metrics_targets tg = {.n = b->n, .semseg = b->semseg, .human_parts = b->human_parts,
                                     .sal = b->sal, .edge = b->edge, .normals = b->normals};
         for (int t = 0; t < c->ntasks; t++)

@@ -8,6 +8,7 @@
 
 #include "mtlora/base/clock.h"
 #include "mtlora/mpi/dist.h"
+#include "mtlora/train/trace.h"
 
 struct grad_buckets {
     dist_ctx *d;
@@ -20,6 +21,9 @@ struct grad_buckets {
     int nstarted;
     int failed;              /* the first MPI error code of this reduction */
     const char *failed_call; /* and the call that returned it */
+    mt_trace *trace;         /* RUN.TIMELINE: each bucket's span (NULL: off) */
+    double *t_start;         /* (nb,) when its MPI_Iallreduce was issued */
+    int *done;               /* (nb,) indices MPI_Testsome / MPI_Waitsome return */
 };
 
 mt_status buckets_create(grad_buckets **out, dist_ctx *d, float *grads, size_t n,
@@ -38,7 +42,9 @@ mt_status buckets_create(grad_buckets **out, dist_ctx *d, float *grads, size_t n
     b->left = calloc((size_t)b->nb, sizeof(size_t));
     b->req = calloc((size_t)b->nb, sizeof(MPI_Request));
     b->started = calloc((size_t)b->nb, sizeof(int));
-    if (!b->left || !b->req || !b->started) {
+    b->t_start = calloc((size_t)b->nb, sizeof(double));
+    b->done = calloc((size_t)b->nb, sizeof(int));
+    if (!b->left || !b->req || !b->started || !b->t_start || !b->done) {
         buckets_free(b);
         return mt_errf(err, errlen, MT_ERR_NOMEM, "gradient buckets: out of memory");
     }
@@ -51,10 +57,14 @@ void buckets_free(grad_buckets *b) {
     free(b->left);
     free(b->req);
     free(b->started);
+    free(b->t_start);
+    free(b->done);
     free(b);
 }
 
 int buckets_count(const grad_buckets *b) { return b->nb; }
+
+void buckets_set_trace(grad_buckets *b, mt_trace *t) { b->trace = t; }
 
 static size_t bucket_len(const grad_buckets *b, int k) {
     const size_t lo = (size_t)k * b->per;
@@ -75,9 +85,38 @@ void buckets_begin(grad_buckets *b) {
 static void start_bucket(grad_buckets *b, int k) {
     b->started[k] = 1;
     b->nstarted++;
+    if (b->trace) b->t_start[k] = mt_now_s();
     int rc = MPI_Iallreduce(MPI_IN_PLACE, b->grads + (size_t)k * b->per, (int)bucket_len(b, k),
                             MPI_FLOAT, MPI_SUM, b->d->world, &b->req[k]);
     if (rc != MPI_SUCCESS && !b->failed) b->failed = rc, b->failed_call = "MPI_Iallreduce";
+}
+
+/* RUN.TIMELINE: the same progress and wait, one bucket at a time, so each
+ * bucket's span ends when MPI reports it done (Testsome and Waitsome set
+ * the finished requests to MPI_REQUEST_NULL, as Testall and Waitall do). */
+static void bucket_done(grad_buckets *b, int outcount) {
+    const double now = mt_now_s();
+    for (int i = 0; i < outcount; i++) {
+        const int k = b->done[i];
+        mt_trace_add(b->trace, MT_SPAN_ALLREDUCE, MT_TRACE_TID_BUCKET0 + k, b->t_start[k], now, k,
+                     (int)bucket_len(b, k));
+    }
+}
+
+static void traced_test(grad_buckets *b) {
+    int outcount;
+    const int rc = MPI_Testsome(b->nb, b->req, &outcount, b->done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS && !b->failed) b->failed = rc, b->failed_call = "MPI_Testsome";
+    if (rc == MPI_SUCCESS && outcount != MPI_UNDEFINED) bucket_done(b, outcount);
+}
+
+static int traced_wait(grad_buckets *b) {
+    for (;;) {
+        int outcount;
+        const int rc = MPI_Waitsome(b->nb, b->req, &outcount, b->done, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS || outcount == MPI_UNDEFINED) return rc;
+        bucket_done(b, outcount);
+    }
 }
 
 void buckets_on_ready(void *user, size_t offset, size_t count) {
@@ -93,7 +132,9 @@ void buckets_on_ready(void *user, size_t offset, size_t count) {
         p += take;
     }
     /* Let MPI progress what is in flight (no asynchronous progress). */
-    if (b->nstarted) {
+    if (b->nstarted && b->trace) {
+        traced_test(b);
+    } else if (b->nstarted) {
         int flag;
         const int rc = MPI_Testall(b->nb, b->req, &flag, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS && !b->failed) b->failed = rc, b->failed_call = "MPI_Testall";
@@ -106,7 +147,7 @@ mt_status buckets_finish(grad_buckets *b, double *exposed_s, char *err, size_t e
      * start here, in index order on every rank. */
     for (int k = 0; k < b->nb; k++)
         if (!b->started[k]) start_bucket(b, k);
-    int rc = MPI_Waitall(b->nb, b->req, MPI_STATUSES_IGNORE);
+    int rc = b->trace ? traced_wait(b) : MPI_Waitall(b->nb, b->req, MPI_STATUSES_IGNORE);
     if (exposed_s) *exposed_s = mt_now_s() - t0;
     if (b->failed) return dist_mpi_check(b->failed, b->failed_call, err, errlen);
     if (rc != MPI_SUCCESS) return dist_mpi_check(rc, "MPI_Waitall (gradient allreduce)", err, errlen);

@@ -210,7 +210,7 @@ static int after_update(trainer *s, long u, long total, int epoch, int any_stop)
     /* RUN.EVAL_EVERY epochs: evaluate at the end of those epochs. */
     if (s->loader && c->run.eval_every > 0 && (u + 1) % s->per_epoch == 0 && u + 1 < total &&
         ((u + 1) / s->per_epoch) % c->run.eval_every == 0)
-        return trainer_evaluate(s, u + 1, epoch);
+        return trainer_evaluate_traced(s, u + 1, epoch);
     return 0;
 }
 
@@ -236,6 +236,7 @@ static int train(trainer *s) {
     s->ts.adam_step = (long)s->ck.adam_step;
     for (long u = u0; u < total; u++) {
         const double t_step = mt_now_s();
+        mt_trace_step(s->ts.trace, u); /* RUN.TIMELINE: this update's spans */
         watchdog_mark(&s->wd, "training (forward, backward, gradient allreduce)");
         if (fault_pair("MTLORA_FAULT_HANG", s->d->rank, u))
             for (;;) pause(); /* test hook: a hung rank */
@@ -265,6 +266,7 @@ static int train(trainer *s) {
             skipped_in_a_row = 0;
         }
         const double t_end = mt_now_s();
+        mt_trace_add(s->ts.trace, MT_SPAN_STEP, MT_TRACE_TID_MAIN, t_step, t_end, (int)u, r.finite);
         if (u > u0) { /* the first step builds primitives: not counted */
             s->sum_step += t_end - t_step;
             s->sum_comm += r.exposed_comm_s;
@@ -282,6 +284,7 @@ static int train(trainer *s) {
             if (log_step(&s->R, s->d, c, u + 1, total, epoch, r.lr, loss_sum, nsamples, times, imgs,
                          t_end - t_start, skipped, err, sizeof err))
                 return trainer_fail(s, err);
+            mt_trace_add(s->ts.trace, MT_SPAN_REPORT, MT_TRACE_TID_MAIN, t_end, mt_now_s(), 0, 0);
             memset(loss_sum, 0, sizeof loss_sum);
             memset(times, 0, sizeof times);
             nsamples = 0;
@@ -524,8 +527,10 @@ static int set_up(trainer *s) {
 
 static int run(trainer *s) {
     char err[TRAINER_ERRLEN];
-    if (set_up(s)) return 1;
+    const double t_setup = mt_now_s();
+    if (set_up(s) || trainer_timeline_open(s, t_setup)) return 1;
     int rc = train(s);
+    trainer_timeline_steps_done(s);
     /* Every rank must end with the same trainable values; a difference
      * would mean the ranks trained apart (a bug, or a broken network). */
     const param_bank *bank = mt_model_bank(s->m);
@@ -534,7 +539,7 @@ static int run(trainer *s) {
         return trainer_fail(s, err);
     if (!rc && s->opts->bench) rc = bench_report(s);
     if (!rc && s->steps_done > 0 && trainer_checkpoint(s, "end")) rc = 1;
-    if (!rc && s->loader) rc = trainer_share_buffers(s) || trainer_evaluate(s, s->steps_done, s->epoch_done);
+    if (!rc && s->loader) rc = trainer_share_buffers(s) || trainer_evaluate_traced(s, s->steps_done, s->epoch_done);
     if (!rc && s->opts->save_trainable && s->d->rank == 0 && mt_model_save(s->m, s->ctx, s->opts->save_trainable))
         return trainer_fail(s, mt_ctx_error(s->ctx));
     return rc;
@@ -549,7 +554,8 @@ int trainer_run(dist_ctx *d, const mt_config *cfg, const trainer_opts *o) {
     s->d = d;
     s->cfg = *cfg;
     s->opts = o;
-    const int rc = run(s);
+    int rc = run(s);
+    if (trainer_timeline_close(s)) rc = 1; /* the merged timeline (RUN.TIMELINE) */
     watchdog_stop(&s->wd);
     if (s->trace) fclose(s->trace);
     free(s->buffers_before);

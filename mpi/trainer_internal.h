@@ -75,4 +75,14 @@ int trainer_resume(trainer *s, const char *what);
 /* One distributed pass over the validation shards; rank 0 reports. */
 int trainer_evaluate(trainer *s, long step, int epoch);
 
+/* RUN.TIMELINE (dist_timeline.c): open after the set-up (t_setup: when it
+ * began), the steps' end (then --bench, the final checkpoint and
+ * evaluation), close at the end: rank 0 writes the merged file; a file
+ * that cannot be written is reported once and changes nothing else. */
+int trainer_timeline_open(trainer *s, double t_setup);
+void trainer_timeline_steps_done(trainer *s);
+int trainer_timeline_close(trainer *s);
+/* trainer_evaluate as an "evaluation" span. */
+int trainer_evaluate_traced(trainer *s, long step, int epoch);
+
 #endif

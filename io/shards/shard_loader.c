@@ -391,6 +391,11 @@ mt_status loader_next(shard_loader *L, loader_batch **out, char *err, size_t err
 int64_t loader_records(const shard_loader *L) { return L->n; }
 int64_t loader_batches_per_epoch(const shard_loader *L) { return L->per_epoch; }
 
+const char *loader_record_id(const shard_loader *L, int64_t record) {
+    if (!L || record < 0 || record >= L->n) return NULL;
+    return shard_record_id(L->shards[L->rec_shard[record]], L->rec_local[record]);
+}
+
 void loader_close(shard_loader *L) {
     if (!L) return;
     if (L->thread_started) {

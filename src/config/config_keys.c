@@ -90,12 +90,16 @@ const mt_key MT_KEYS[] = {
     INT("RUN.KEEP_CHECKPOINTS", run.keep_checkpoints, 3, RANGE(1, 100000)),
     INT("RUN.MAX_STEPS", run.max_steps, 0, NOTED(RANGE(0, 1000000000), "0: all epochs")),
     INT("RUN.EVAL_EVERY", run.eval_every, 0, NOTED(EPOCHS(0), "0: at the end")),
+    INT("RUN.EVAL_PREVIEW", run.eval_preview, 0, NOTED(RANGE(0, 100000), "0: no previews")),
     BOOL("RUN.SYNC_BN", run.sync_bn, 0),
     BOOL("RUN.LR_SCALING", run.lr_scaling, 1),
     INT("RUN.STEP_TIMEOUT", run.step_timeout, 900, NOTED(RANGE(0, 1000000), "0: no watchdog")),
     INT("RUN.MAX_BAD_STEPS", run.max_bad_steps, 5, RANGE(1, 1000000)),
     /* a training record that fails its checks: stop (with a checkpoint) or skip it, counted */
     STR("RUN.BAD_RECORDS", run.bad_records, "stop", ONE_OF(BAD_RECORDS)),
+    /* a timeline of every rank (Chrome trace-event JSON) of the last N updates */
+    STR("RUN.TIMELINE", run.timeline, "", ANY), /* "": off */
+    INT("RUN.TIMELINE_STEPS", run.timeline_steps, 50, RANGE(1, 10000)),
     /* no default: the published Swin-T baselines; its count must match TASKS */
     FLOATS("RUN.STL_BASELINES", run.stl, run.n_stl, NOLIST, ABOVE_UPTO(0, 1e6)),
     IGNORE("DATA.DATASET"),

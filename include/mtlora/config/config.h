@@ -121,11 +121,14 @@ typedef struct {
         int keep_checkpoints;/* RUN.KEEP_CHECKPOINTS */
         int max_steps;       /* RUN.MAX_STEPS: stop after this many steps (0: all epochs) */
         int eval_every;      /* RUN.EVAL_EVERY: epochs between evaluations (0: at the end) */
+        int eval_preview;    /* RUN.EVAL_PREVIEW: panels of the first N validation images per evaluation */
         int sync_bn;         /* RUN.SYNC_BN: batch-norm statistics over all ranks */
         int lr_scaling;      /* RUN.LR_SCALING: scale LRs by batch * world / 512 as main.py */
         int step_timeout;    /* RUN.STEP_TIMEOUT: seconds without progress before a rank gives up */
         int max_bad_steps;   /* RUN.MAX_BAD_STEPS: non-finite steps in a row before stopping */
         char bad_records[8]; /* RUN.BAD_RECORDS: skip | stop (a corrupt training record) */
+        char timeline[1024]; /* RUN.TIMELINE: trace-event JSON of every rank's spans ("": off) */
+        int timeline_steps;  /* RUN.TIMELINE_STEPS: the last N updates kept in it */
         float stl[MT_MAX_TASKS]; /* RUN.STL_BASELINES: single-task scores per task, for Delta_m */
         int n_stl;               /* 0: the published Swin-T baselines */
     } run;

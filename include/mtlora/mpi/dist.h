@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include "mtlora/model/model.h"
 #include "mtlora/base/status.h"
+#include "mtlora/train/trace.h"
 
 typedef struct {
     MPI_Comm world; /* a duplicate of MPI_COMM_WORLD: gradients */
@@ -79,5 +80,8 @@ void buckets_on_ready(void *user, size_t offset, size_t count);
  * *exposed_s: time spent waiting here (communication not hidden behind the
  * backward). */
 mt_status buckets_finish(grad_buckets *b, double *exposed_s, char *err, size_t errlen);
+/* RUN.TIMELINE: a span per bucket from its MPI_Iallreduce to the test or
+ * wait that finds it done (trace.h; NULL: off, the plain Testall/Waitall). */
+void buckets_set_trace(grad_buckets *b, mt_trace *t);
 
 #endif

@@ -26,6 +26,7 @@
 #include "mtlora/model/model.h"
 #include "mtlora/train/adamw.h"
 #include "mtlora/train/lr_schedule.h"
+#include "mtlora/train/trace.h"
 
 /* One micro-batch as the step consumes it. */
 typedef struct {
@@ -65,6 +66,9 @@ typedef struct {
     uint64_t seed_offset;   /* added per rank, so ranks draw different masks */
     long adam_step;         /* AdamW updates applied so far (resume restores it) */
     train_reduce_hooks reduce;
+    mt_trace *trace;        /* RUN.TIMELINE: spans of each micro-batch and the update (trace.h);
+                               NULL: off. Set with train_state_set_trace */
+    struct train_trace *tt; /* the backward's parts by gradient offset (train_step.c) */
 } train_state;
 
 /* What one update did. */
@@ -83,6 +87,13 @@ typedef struct {
 mt_status train_state_init(train_state *s, mt_model *m, mt_ctx *ctx, const mt_config *cfg, int world,
                            long updates_per_epoch, char *err, size_t errlen);
 void train_state_free(train_state *s);
+
+/* Records the step's spans into t (NULL: off): data wait, forward, loss,
+ * backward and its parts (decoders, each stage from the last, the
+ * embedding: told apart by the grad-ready reports, which come part by
+ * part), the allreduce wait, clipping, AdamW. Allocates the parts' table
+ * here, never during a step. */
+mt_status train_state_set_trace(train_state *s, mt_trace *t, char *err, size_t errlen);
 
 /* Optimizer update number `update` (0-based: the LR schedule's position). */
 mt_status train_step(train_state *s, long update, train_batch_fn next_batch, void *user,

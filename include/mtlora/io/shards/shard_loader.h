@@ -81,6 +81,8 @@ mt_status loader_open_train(shard_loader **L, const loader_opts *o, const loader
 mt_status loader_next(shard_loader *L, loader_batch **b, char *err, size_t errlen);
 int64_t loader_records(const shard_loader *L);         /* N in the split */
 int64_t loader_batches_per_epoch(const shard_loader *L); /* for this rank (a multiple of group) */
+/* The image id of record `record` of the split (a batch's records[i]); NULL out of range. */
+const char *loader_record_id(const shard_loader *L, int64_t record);
 void loader_close(shard_loader *L);
 
 #endif
