@@ -200,6 +200,29 @@ def check_file(path, kept):
 
 # ---------------------------------------------------------------- checks
 
+def check_picture(path):
+    """launch/timeline-png draws the file: a PNG of the asked size with the
+    bars' colours in it (skipped without gnuplot)."""
+    if not shutil.which("gnuplot"):
+        print("picture: gnuplot not installed, launch/timeline-png not checked")
+        return
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    png = os.path.join(WORK, "timeline.png")
+    p = subprocess.run([os.path.join(repo, "launch", "timeline-png"), path, png, "--last", "2", "--size", "800x300"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    from PIL import Image
+    im = Image.open(png).convert("RGB")
+    assert im.size == (800, 300), im.size
+    colours = set(im.getdata())
+    for c in ((0x1f, 0x77, 0xb4), (0xd6, 0x27, 0x28), (0x94, 0x67, 0xbd)):  # compute, allreduce, optimizer
+        assert c in colours, ("bar colour missing", c)
+    bad = subprocess.run([os.path.join(repo, "launch", "timeline-png"), os.path.join(WORK, "none.json"), png],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "none.json" in bad.stderr, bad.stderr
+    print("picture: launch/timeline-png drew 800x300 with the compute, allreduce and optimizer bars")
+
+
 def check_ring_and_spans():
     path = os.path.join(WORK, "ring.json")
     d = os.path.join(WORK, "ring-run")
@@ -211,6 +234,7 @@ def check_ring_and_spans():
     assert ck == [(0, 16), (0, 20), (1, 16), (1, 20)], ck
     assert not [f for f in os.listdir(WORK) if ".tmp." in f], os.listdir(WORK)
     print("ring: RUN.TIMELINE_STEPS 5 of %d updates keeps updates 15..19; checkpoints after 16 and 20" % STEPS)
+    check_picture(path)
     # the key as well as the flag, the default ring (50 > 20: every update)
     path2 = os.path.join(WORK, "key.json")
     trained_all(run("RUN.TIMELINE", path2))
