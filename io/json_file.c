@@ -11,6 +11,7 @@
 
 #include "mtlora/io/atomic_file.h"
 #include "mtlora/io/json_value.h"
+#include "mtlora/io/regular_file.h"
 
 /* The message of a jansson error: where (line, column, key path) and what. */
 static mt_status parse_error(const char *name, const char *text, size_t n, const json_error_t *je,
@@ -70,38 +71,6 @@ mt_status json_parse_strict(const char *name, const char *text, size_t n, int ma
     return MT_OK;
 }
 
-static const char *file_kind(mode_t m) {
-    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
-         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
-}
-
-/* Opens path for reading only when it is a regular file: stat first, so a
- * FIFO is never opened (opening one for reading blocks until a writer
- * comes), then O_NONBLOCK and fstat for a file swapped in between. */
-static mt_status open_regular(const char *path, int *fd, size_t *size, char *err, size_t errlen) {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: %s, not a regular file: refused unread", path,
-                       file_kind(sb.st_mode));
-    const int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (d < 0) return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(d, &sb) != 0) {
-        const int e = errno;
-        close(d);
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(d);
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: replaced by %s while being opened: refused", path,
-                       file_kind(sb.st_mode));
-    }
-    *fd = d;
-    *size = (size_t)sb.st_size;
-    return MT_OK;
-}
-
 /* Reads up to cap bytes; *got is what the file held (short of cap at its end). */
 static mt_status read_up_to(int fd, const char *path, char *buf, size_t cap, size_t *got, char *err,
                             size_t errlen) {
@@ -122,7 +91,9 @@ mt_status json_file_read(const char *path, size_t max_bytes, int max_depth, json
     *out = NULL;
     int fd = -1;
     size_t size = 0;
-    mt_status st = open_regular(path, &fd, &size, err, errlen);
+    uint64_t size64 = 0;
+    mt_status st = mt_open_regular(path, &fd, &size64, err, errlen);
+    size = (size_t)size64;
     if (st) return st;
     if (size > max_bytes) {
         close(fd);

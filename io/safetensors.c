@@ -18,6 +18,8 @@
 #include "mtlora/io/atomic_file.h"
 #include "mtlora/io/json_file.h"
 #include "mtlora/io/safetensors.h"
+#include "mtlora/io/regular_file.h"
+#include "mtlora/base/half.h"
 
 #define fail mt_errf
 
@@ -255,52 +257,6 @@ void st_free(st_file *f) {
     memset(f, 0, sizeof *f);
 }
 
-static const char *file_kind(mode_t m) {
-    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
-         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
-}
-
-/* Opens path for reading only when it is a regular file: stat first, so a
- * FIFO is never opened (opening one for reading blocks until a writer
- * comes) and a directory never read (its size from lseek is LLONG_MAX),
- * then O_NONBLOCK and fstat for a file swapped in between. */
-static mt_status open_regular(const char *path, int *fd, size_t *size, char *err, size_t errlen) {
-    struct stat sb;
-    if (stat(path, &sb) != 0) return fail(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return fail(err, errlen, MT_ERR_IO, "%s: %s, not a regular file: refused unread", path,
-                    file_kind(sb.st_mode));
-    const int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (d < 0) return fail(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(d, &sb) != 0) {
-        const int e = errno;
-        close(d);
-        return fail(err, errlen, MT_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(d);
-        return fail(err, errlen, MT_ERR_IO, "%s: replaced by %s while being opened: refused", path,
-                    file_kind(sb.st_mode));
-    }
-    *fd = d;
-    *size = (size_t)sb.st_size;
-    return MT_OK;
-}
-
-/* Reads exactly n bytes at the current offset. */
-static mt_status read_exact(int fd, const char *path, unsigned char *buf, size_t n, char *err,
-                            size_t errlen) {
-    size_t got = 0;
-    while (got < n) {
-        const ssize_t k = read(fd, buf + got, n - got);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return fail(err, errlen, MT_ERR_IO, "%s: read error: %s", path, strerror(errno));
-        if (k == 0) return fail(err, errlen, MT_ERR_IO, "%s: shrank while being read", path);
-        got += (size_t)k;
-    }
-    return MT_OK;
-}
-
 /* The file's size and header length, checked against each other and the
  * bounds, before anything is allocated. */
 static mt_status read_prefix(int fd, const char *path, size_t size, unsigned char b[8], uint64_t *hlen,
@@ -310,7 +266,7 @@ static mt_status read_prefix(int fd, const char *path, size_t size, unsigned cha
     if ((uint64_t)size > ST_MAX_FILE)
         return fail(err, errlen, MT_ERR_FORMAT, "%s: %zu bytes, more than the %llu a safetensors file "
                     "may hold here", path, size, (unsigned long long)ST_MAX_FILE);
-    mt_status st = read_exact(fd, path, b, 8, err, errlen);
+    mt_status st = mt_read_exact(fd, path, b, 8, err, errlen);
     if (st) return st;
     uint64_t h = 0;
     for (int i = 7; i >= 0; i--) h = (h << 8) | b[i];
@@ -328,7 +284,9 @@ static mt_status load(st_file *f, const char *path, int header_only, char *err, 
     size_t size = 0;
     uint64_t hlen = 0;
     unsigned char prefix[8];
-    mt_status st = open_regular(path, &fd, &size, err, errlen);
+    uint64_t size64 = 0;
+    mt_status st = mt_open_regular(path, &fd, &size64, err, errlen);
+    size = (size_t)size64;
     if (st) return st;
     if ((st = read_prefix(fd, path, size, prefix, &hlen, err, errlen))) {
         close(fd);
@@ -340,7 +298,7 @@ static mt_status load(st_file *f, const char *path, int header_only, char *err, 
         return fail(err, errlen, MT_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, want);
     }
     memcpy(f->file, prefix, 8); /* f->file is the file's bytes from its start */
-    st = read_exact(fd, path, f->file + 8, want - 8, err, errlen);
+    st = mt_read_exact(fd, path, f->file + 8, want - 8, err, errlen);
     close(fd); /* read-only: a close error cannot lose data */
     if (st) {
         st_free(f);
@@ -367,26 +325,6 @@ const st_tensor *st_find(const st_file *f, const char *name) {
     return NULL;
 }
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (!man) bits = sign;
-        else { /* subnormal */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
-            man &= 0x3ff;
-            bits = sign | (exp << 23) | (man << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp - 15 + 127) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 mt_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *err, size_t errlen) {
     if (!f->data) return fail(err, errlen, MT_ERR_ARG, "tensor %s: the file was loaded header only", t->name);
     const unsigned char *p = f->data + t->begin;
@@ -394,7 +332,7 @@ mt_status st_read_f32(const st_file *f, const st_tensor *t, float *dst, char *er
         switch (t->dtype) {
         case ST_F32: memcpy(&dst[i], p + 4 * i, 4); break;
         case ST_F64: { double d; memcpy(&d, p + 8 * i, 8); dst[i] = (float)d; break; }
-        case ST_F16: { uint16_t h; memcpy(&h, p + 2 * i, 2); dst[i] = half_to_float(h); break; }
+        case ST_F16: { uint16_t h; memcpy(&h, p + 2 * i, 2); dst[i] = mt_half_to_float(h); break; }
         case ST_BF16: {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);

@@ -6,18 +6,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mtlora/io/pth.h"
+#include "mtlora/io/regular_file.h"
 
 typedef enum { KIND_SAFETENSORS, KIND_PTH, KIND_UNKNOWN } file_kind;
 
-/* The first bytes of path: safetensors, zip, pickle or tar. */
+/* The first bytes of path: safetensors, zip, pickle or tar. Anything that
+ * is not a regular file (a FIFO would block a plain open) is UNKNOWN: the
+ * safetensors reader then names what it is. */
 static file_kind sniff(const char *path) {
     unsigned char h[264];
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return KIND_UNKNOWN;
-    const size_t n = fread(h, 1, sizeof h, fp);
-    fclose(fp);
+    int fd;
+    uint64_t size;
+    char err[16];
+    if (mt_open_regular(path, &fd, &size, err, sizeof err)) return KIND_UNKNOWN;
+    size_t n = 0;
+    while (n < sizeof h) {
+        const ssize_t k = read(fd, h + n, sizeof h - n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        n += (size_t)k;
+    }
+    close(fd);
     if (n >= 9) {
         uint64_t len = 0;
         for (int i = 7; i >= 0; i--) len = len << 8 | h[i];

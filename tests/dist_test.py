@@ -26,17 +26,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
 from bundle import read_safetensors  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpi_env import mpi_env  # noqa: E402
 
 DIST, PACK, CONFIG, WORK = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMP_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1",
-           # ASan build: Open MPI's never-freed start-up memory is suppressed
-           # by library name; plugins stay loaded so they have names.
-           OMPI_MCA_mca_base_component_disable_dlclose="1",
-           LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % os.path.join(
-               os.path.dirname(os.path.abspath(__file__)), "lsan_mpi.supp"),
-           # full stacks, so a leak inside libmpi is seen as libmpi's
-           ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":fast_unwind_on_malloc=0")
+ENV = mpi_env()
 
 
 def mpirun(n, *args, expect=0, timeout=300):

@@ -20,16 +20,11 @@ import shutil
 import struct
 import subprocess
 import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpi_env import mpi_env  # noqa: E402
 
 DIST, PACK, CONFIG, PLOT, WORK = sys.argv[1:6]
-# as the other MPI tests: under LeakSanitizer Open MPI's own start-up
-# allocations are suppressed by library name (tests/lsan_mpi.supp)
-_HERE = os.path.dirname(os.path.abspath(__file__))
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMP_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1",
-           OMPI_MCA_mca_base_component_disable_dlclose="1",
-           LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % os.path.join(_HERE, "lsan_mpi.supp"),
-           ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":fast_unwind_on_malloc=0")
+ENV = mpi_env()
 TASKS4 = "[semseg, human_parts, sal, normals]"
 # the first two of launch/plot's line colours (Okabe-Ito blue, vermillion)
 BLUE, VERMILLION = (0x00, 0x72, 0xB2), (0xD5, 0x5E, 0x00)

@@ -23,13 +23,11 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "reference"))
 from augment_reference import MEAN, STD, official  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpi_env import mpi_env  # noqa: E402
 
 DIST, PACK, WORK = (os.path.abspath(a) for a in sys.argv[1:4])
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMP_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1",
-           OMPI_MCA_mca_base_component_disable_dlclose="1",
-           LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % os.path.join(HERE, "lsan_mpi.supp"),
-           ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":fast_unwind_on_malloc=0")
+ENV = mpi_env()
 S = 32
 TASKS = ["semseg", "human_parts", "sal", "normals"]
 CFG = """DATA:

@@ -40,7 +40,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bundle import read_safetensors, write_safetensors  # noqa: E402
+from mpi_env import mpi_env  # noqa: E402
 
 INFER, EXPORT, CASES, WORK, DIST, OFFICIAL_TSV = sys.argv[1:7]
 os.makedirs(WORK, exist_ok=True)
@@ -217,13 +219,7 @@ else:
 # the default Swin-T 448 model saved as .pth: the official state dict's names and shapes
 if os.path.exists(OFFICIAL_TSV):
     swint = os.path.join(WORK, "swin_t_448.pth")
-    here = os.path.dirname(os.path.abspath(__file__))
-    # as the other MPI tests: Open MPI's own start-up allocations are
-    # suppressed by library name under LeakSanitizer (tests/lsan_mpi.supp)
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
-               OMPI_MCA_mca_base_component_disable_dlclose="1",
-               LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % os.path.join(here, "lsan_mpi.supp"),
-               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":fast_unwind_on_malloc=0")
+    env = mpi_env()
     p = subprocess.run(["mpirun", "-np", "1", DIST, "--synthetic-data", "--steps", "0", "--quiet",
                         "--save-trainable", swint], capture_output=True, text=True, env=env)
     off = {}

@@ -33,14 +33,11 @@ import subprocess
 import sys
 import threading
 import time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpi_env import mpi_env  # noqa: E402
 
 DIST, PACK, CONFIG, WORK = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-HERE = os.path.dirname(os.path.abspath(__file__))
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMP_NUM_THREADS="1", OMPI_MCA_rmaps_base_oversubscribe="1",
-           OMPI_MCA_mca_base_component_disable_dlclose="1",
-           LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % os.path.join(HERE, "lsan_mpi.supp"),
-           ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":fast_unwind_on_malloc=0")
+ENV = mpi_env()
 STEPS = 20
 # several buckets of the tiny model's 8829 trainable values
 BASE = ["--synthetic-data", "--steps", str(STEPS), "--opts", "DATA.BATCH_SIZE", "2", "RUN.LOG_EVERY", "1",

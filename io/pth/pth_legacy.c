@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "pth_internal.h"
+#include "mtlora/io/regular_file.h"
 
 static const unsigned char MAGIC[10] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
@@ -35,18 +36,6 @@ typedef struct {
     size_t n;
     const char *stopped_at; /* the first listed storage of a type not read, or NULL */
 } lctx;
-
-static mt_status read_all(int fd, const char *path, unsigned char *buf, size_t n, char *err, size_t errlen) {
-    size_t got = 0;
-    while (got < n) {
-        const ssize_t k = read(fd, buf + got, n - got);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) return mt_errf(err, errlen, MT_ERR_IO, "%s: read error: %s", path, strerror(errno));
-        if (k == 0) return mt_errf(err, errlen, MT_ERR_IO, "%s: shrank while being read", path);
-        got += (size_t)k;
-    }
-    return MT_OK;
-}
 
 /* pth_source.storage: the segment of the storage's key. */
 static mt_status legacy_storage(void *ctx, const pv *sto, const char *tensor, const unsigned char **data,
@@ -149,7 +138,7 @@ mt_status pth_legacy_load(const char *path, int fd, uint64_t size, const char *k
         return mt_errf(err, errlen, MT_ERR_NOMEM, "%s: cannot allocate %llu bytes", path,
                        (unsigned long long)size);
     }
-    mt_status st = read_all(fd, path, buf, (size_t)size, err, errlen);
+    mt_status st = mt_read_exact(fd, path, buf, (size_t)size, err, errlen);
     close(fd); /* read-only: a close error cannot lose data */
     pv_arena arena;
     pv_arena_init(&arena, size < PTH_MAX_PICKLE ? (size_t)size : PTH_MAX_PICKLE);

@@ -13,30 +13,7 @@
 #include <unistd.h>
 
 #include "pth_internal.h"
-
-static const char *file_kind(mode_t m) {
-    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
-         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
-}
-
-static mt_status open_regular(const char *path, int *fd, uint64_t *size, char *err, size_t errlen) {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: %s, not a regular file: refused unread", path,
-                       file_kind(sb.st_mode));
-    const int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (d < 0) return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(d, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(d);
-        return mt_errf(err, errlen, MT_ERR_IO, "%s: replaced while being opened, or cannot stat: refused",
-                       path);
-    }
-    *fd = d;
-    *size = (uint64_t)sb.st_size;
-    return MT_OK;
-}
+#include "mtlora/io/regular_file.h"
 
 mt_status pth_load(const char *path, const char *key, pth_file *out, char *err, size_t errlen) {
     if (!out) return mt_errf(err, errlen, MT_ERR_ARG, "pth_load: no output");
@@ -44,7 +21,7 @@ mt_status pth_load(const char *path, const char *key, pth_file *out, char *err, 
     if (!path) return mt_errf(err, errlen, MT_ERR_ARG, "pth_load: no path");
     int fd = -1;
     uint64_t size = 0;
-    mt_status st = open_regular(path, &fd, &size, err, errlen);
+    mt_status st = mt_open_regular(path, &fd, &size, err, errlen);
     if (st) return st;
     unsigned char head[264] = {0};
     size_t got = 0;

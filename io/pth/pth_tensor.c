@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pth_internal.h"
+#include "mtlora/base/half.h"
 
 /* Elements a tensor may have: 2^40 (a 4 TiB f32 tensor), so counts and
  * byte sizes never overflow size_t. */
@@ -64,26 +65,6 @@ size_t pth_tensor_out_bytes(const pv *t, const char **bad) {
     return count * (is_float(t->u.t->storage->u.sto->stype) ? 4 : 8);
 }
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (!man) bits = sign;
-        else { /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
-            man &= 0x3ff;
-            bits = sign | (exp << 23) | (man << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp - 15 + 127) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 /* n elements of storage type s at src, step elements apart, into dst[0..n). */
 static void run_f32(pth_stype s, const unsigned char *src, int64_t step, size_t n, float *dst) {
     const size_t es = pth_stype_size(s), jump = (size_t)step * es;
@@ -91,7 +72,7 @@ static void run_f32(pth_stype s, const unsigned char *src, int64_t step, size_t 
         const unsigned char *p = src + i * jump;
         switch (s) {
         case PTH_S_F32: { uint32_t u = pth_le32(p); memcpy(&dst[i], &u, 4); break; }
-        case PTH_S_F16: dst[i] = half_to_float(pth_le16(p)); break;
+        case PTH_S_F16: dst[i] = mt_half_to_float(pth_le16(p)); break;
         case PTH_S_BF16: { uint32_t u = (uint32_t)pth_le16(p) << 16; memcpy(&dst[i], &u, 4); break; }
         case PTH_S_F64: { uint64_t u = pth_le64(p); double d; memcpy(&d, &u, 8); dst[i] = (float)d; break; }
         default: dst[i] = 0; break;

@@ -17,6 +17,7 @@
 
 #include "mtlora/base/hash.h"
 #include "mtlora/io/safetensors.h"
+#include "mtlora/io/regular_file.h"
 
 /* The state tensor: 9 values in version 1, 10 (run start added) in 2. */
 enum { S_STEP, S_EPOCH, S_BATCH, S_ADAM, S_SKIPPED, S_HASH, S_WORLD, S_VERSION, S_BN, S_RUN_START };
@@ -298,11 +299,6 @@ mt_status ckpt_write(const char *dir, const ckpt_state *s, const param_bank *ban
 
 /* ------------------------------------------------------------ reading */
 
-static const char *file_kind(mode_t m) {
-    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
-           : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a plain file";
-}
-
 /* A regular file (through symlinks), checked without a read that could
  * block: stat first, then open O_NONBLOCK and fstat the very file opened. */
 static mt_status check_regular(const char *path, char *err, size_t errlen) {
@@ -310,7 +306,7 @@ static mt_status check_regular(const char *path, char *err, size_t errlen) {
     if (stat(path, &sb) != 0) return mt_errf(err, errlen, MT_ERR_IO, "%s: %s", path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
         return mt_errf(err, errlen, MT_ERR_FORMAT, "%s: %s, not a checkpoint file: not read", path,
-                       file_kind(sb.st_mode));
+                       mt_file_kind(sb.st_mode));
     const int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return mt_errf(err, errlen, MT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     const int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
