@@ -1,9 +1,12 @@
 /* test_recompute.c - TRAIN.USE_CHECKPOINT (activation recompute): every
- * block keeps only its output and task outputs, the rest of its
- * activations (the task paths' fc1 and GELU outputs one buffer for all
- * tasks, recomputed task by task), every merge's (but its output) and every
- * task decoder's (but its logits) share one area, and the backward re-runs
- * each decoder's, merge's and block's forward before its backward. In float32 (AMP off) that must change
+ * block keeps only its output and task outputs (the blocks of the later
+ * half of the stages, here stages 1 and 2 of 0..2, also their matmul
+ * outputs), the rest of its activations (the task paths' fc1 and GELU
+ * outputs one buffer for all tasks, recomputed task by task), every merge's
+ * (but its output and low-rank intermediate) and every task decoder's (but
+ * its logits) share one area, and the backward re-runs each decoder's,
+ * merge's and block's forward (or the matmul-free part of it) before its
+ * backward. In float32 (AMP off) that must change
  * nothing: two models built alike, one with and one without, trained two
  * steps (train_step: forward, loss, backward, clipping, AdamW) on the same
  * batches with LoRA dropout and drop path on give the same losses, logits,
@@ -77,6 +80,9 @@ static void fx_open(fx *f, const char *kind, const char *const *extra, int ckpt)
         if (strstr(e->name, "lora_") && strstr(e->name, "_B"))
             fill_uniform(param_bank_value(bank, e), e->count, 40 + (uint64_t)i, -0.2f, 0.2f);
     }
+    /* NaNs over the recompute area before each layer's recompute: a tensor
+     * read but neither kept nor recomputed fails the comparison */
+    mt_model_poison_recompute(f->m, 1);
     ck_assert_msg(train_state_init(&f->ts, f->m, f->ctx, &f->cfg, 1, 4, err, sizeof err) == MT_OK,
                   "%s", err);
     ck_assert_int_eq(synthetic_batch_alloc(&f->own, BATCH, IMG, err, sizeof err), MT_OK);
@@ -167,6 +173,16 @@ START_TEST(mtlora_without_proj_task_terms_same) {
 }
 END_TEST
 
+START_TEST(mtlora_one_task_same) {
+    /* one task: its fc1 / GELU outputs are its own buffers, so a block that
+     * keeps its matmul outputs recomputes them itself (no per-task pass) */
+    static const char *const one[] = {"TASKS", "[semseg]", "MODEL.MTLORA.R_PER_TASK",
+                                      "{shared: [4], semseg: [2]}", NULL};
+    size_t plain, ckpt;
+    check_same_training(NULL, one, &plain, &ckpt);
+}
+END_TEST
+
 START_TEST(lora_same) {
     size_t plain, ckpt;
     check_same_training("lora", NULL, &plain, &ckpt);
@@ -228,6 +244,7 @@ int main(void) {
     tcase_add_test(tc, non_boolean_refused_naming_the_key);
     tcase_add_test(tc, mtlora_task_paths_same_and_smaller);
     tcase_add_test(tc, mtlora_without_proj_task_terms_same);
+    tcase_add_test(tc, mtlora_one_task_same);
     tcase_add_test(tc, lora_same);
     tcase_add_test(tc, mtl_lora_paths_same);
     tcase_add_test(tc, cgc_lora_paths_same);

@@ -30,7 +30,10 @@ static mt_status move(mt_ctx *ctx, float *dst, layout dl, const float *src, layo
     return mt_reorder(ctx, "decoder", dst, ds, src, ss, 3, dims, 0);
 }
 
-mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training) {
+/* to_logits 0: stops after the ReLU, all the backward reads (with
+ * recompute, where the logits are kept). */
+static mt_status decoder_run(mt_ctx *ctx, mt_model *m, int t, int B, int training,
+                             int to_logits) {
     const mt_config *c = &m->cfg;
     task_decoder *d = &m->dec[t];
     decoder_acts *a = &m->a.dec[t];
@@ -61,9 +64,14 @@ mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training) 
                                training, 0.1f));
     if (training) d->bn_tracked++;
     MT_CHECK(relu_forward(ctx, a->relu, a->bn, nh)); /* in place: relu == bn (model_acts.c) */
+    if (!to_logits) return MT_OK;
     MT_CHECK(conv2d_forward(ctx, a->conv2, a->relu, d->c2_w.v, d->c2_b.v, B, C4, h0, h0, d->K, 1,
                             1, 0));
     return resize_bilinear_forward(ctx, a->logits, a->conv2, B, d->K, h0, h0, m->S, m->S);
+}
+
+mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training) {
+    return decoder_run(ctx, m, t, B, training, 1);
 }
 
 mt_status decoder_recompute(mt_ctx *ctx, mt_model *m, int t, int B) {
@@ -76,7 +84,7 @@ mt_status decoder_recompute(mt_ctx *ctx, mt_model *m, int t, int B) {
     memcpy(keep, d->bn_running_mean, c4 * sizeof(float));
     memcpy(keep + c4, d->bn_running_var, c4 * sizeof(float));
     const int64_t tracked = d->bn_tracked;
-    mt_status st = decoder_forward(ctx, m, t, B, 1);
+    mt_status st = decoder_run(ctx, m, t, B, 1, 0); /* conv2 and the logits are kept */
     memcpy(d->bn_running_mean, keep, c4 * sizeof(float));
     memcpy(d->bn_running_var, keep + c4, c4 * sizeof(float));
     d->bn_tracked = tracked;

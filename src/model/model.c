@@ -136,6 +136,21 @@ static mt_status merge_forward(mt_ctx *ctx, const swin_stage *st, merge_acts *ma
     return adapter_delta_forward(ctx, red, ma->out, NULL, ma->mid, ma->normed_drop, mrows);
 }
 
+/* With recompute: the merge's gather, norm and LoRA dropout again (its
+ * output and low-rank intermediate are kept), the forward's numbers. */
+static mt_status merge_recompute(mt_ctx *ctx, const swin_stage *st, merge_acts *ma,
+                                 const float *src, int B, int training, uint64_t seed,
+                                 uint64_t site) {
+    const int C = st->dim, mrows = B * (st->H / 2) * (st->W / 2);
+    const lora_linear *red = &st->reduction;
+    MT_CHECK(patch_merge_gather_forward(ctx, ma->gath, src, B, st->H, st->W, C));
+    MT_CHECK(layernorm_forward(ctx, ma->normed, ma->mean, ma->var, ma->gath, st->mnorm_w.v,
+                               st->mnorm_b.v, mrows, 4 * C));
+    if (!red->r) return MT_OK;
+    return lora_dropout_apply(ctx, ma->normed_drop, ma->normed, (size_t)mrows * 4 * C,
+                              red->dropout, training, seed, site);
+}
+
 /* d_out: (B, (H/2)*(W/2), 2C) -> d_src: (B, H*W, C), ADDED to. */
 static mt_status merge_backward(mt_ctx *ctx, const swin_stage *st, const merge_acts *ma,
                                 grad_work *w, float *d_src, const float *d_out, int B,
@@ -324,7 +339,10 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
         const int t = m->acts_shared ? (m->T - 1 + k) % m->T : k;
         for (int s = 0; s < m->L; s++)
             mt_zero(w->d_feat[t][s], (size_t)B * m->feat_res[s] * m->feat_res[s] * m->feat_dim[s]);
-        if (m->acts_shared && k > 0) MT_CHECK(decoder_recompute(ctx, m, t, B));
+        if (m->acts_shared && k > 0) {
+            model_poison_shared(m);
+            MT_CHECK(decoder_recompute(ctx, m, t, B));
+        }
         MT_CHECK(decoder_backward(ctx, m, t, B));
         if (m->grad_ready) m->grad_ready(m->grad_ready_user, 0, 0);
     }
@@ -349,9 +367,11 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
                     mt_add_inplace(dc + t * path_off, w->d_feat[t][s], fs);
             mt_zero(dp, n);
             const float *src = a->blocks[s][st->depth - 1].out; /* (Be, H*W, C) kept */
-            if (m->acts_shared)
-                MT_CHECK(merge_forward(ctx, st, &a->merge[s][0], src, Be, training, seed,
-                                       merge_site(s, 0)));
+            if (m->acts_shared) {
+                model_poison_shared(m);
+                MT_CHECK(merge_recompute(ctx, st, &a->merge[s][0], src, Be, training, seed,
+                                         merge_site(s, 0)));
+            }
             MT_CHECK(merge_backward(ctx, st, &a->merge[s][0], w, dp, dc, Be, training, seed,
                                     merge_site(s, 0)));
             float *tmp = dc; dc = dp; dp = tmp;
@@ -364,10 +384,11 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
             for (int t = 0; t < m->T; t++) {
                 if (st->has_merge) {
                     mt_zero(w->d_out_t[t], n);
+                    if (m->acts_shared) model_poison_shared(m);
                     if (m->acts_shared)
-                        MT_CHECK(merge_forward(ctx, st, &a->merge[s][1 + t],
-                                               a->blocks[s][st->depth - 1].out_t[t], B, training,
-                                               seed, merge_site(s, 1 + t)));
+                        MT_CHECK(merge_recompute(ctx, st, &a->merge[s][1 + t],
+                                                 a->blocks[s][st->depth - 1].out_t[t], B,
+                                                 training, seed, merge_site(s, 1 + t)));
                     MT_CHECK(merge_backward(ctx, st, &a->merge[s][1 + t], w, w->d_out_t[t],
                                             w->d_feat[t][s], B, training, seed,
                                             merge_site(s, 1 + t)));
@@ -387,8 +408,13 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
              * the same seed (dropout and drop-path masks are functions of seed
              * and site): the forward's numbers, out / out_t rewritten with the
              * same values. The decoders share the area too, so every block
-             * runs again, the model's last included. */
-            if (m->acts_shared)
+             * runs again, the model's last included; a block that kept its
+             * matmul outputs recomputes only the rest. */
+            if (m->acts_shared) model_poison_shared(m);
+            if (m->acts_shared && a->blocks[s][b].keep)
+                MT_CHECK(swin_block_recompute(ctx, blk, &a->blocks[s][b], a, x_in, Be, training,
+                                              seed));
+            else if (m->acts_shared)
                 MT_CHECK(swin_block_forward(ctx, blk, &a->blocks[s][b], a, x_in, Be, training,
                                             seed));
             MT_CHECK(swin_block_backward(ctx, blk, &a->blocks[s][b], w, x_in, dp, dc,

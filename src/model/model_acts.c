@@ -8,13 +8,22 @@
  * per block in the official Swin): a block keeps only what is read from
  * outside it, its output `out` (the next block's or merge's input) and the
  * task outputs out_t[t] (a merge's input, the decoders' features). Every
- * other block_acts tensor of every block, every merge's but its output, and
- * every task decoder's but its logits are laid out from the start of one
- * area sized for the largest of them, at the end of the arena; the forward
- * overwrites it layer after layer and the backward re-runs each layer's
- * forward into it (mt_model_backward). Inside a block with task paths the
- * tasks' fc1 and GELU outputs are one buffer each, recomputed per task in
- * the backward (swin_block_backward). */
+ * other block_acts tensor of every block, every merge's but its output and
+ * low-rank intermediate, and every task decoder's but its logits are laid
+ * out from the start of one area sized for the largest of them, at the end
+ * of the arena; the forward overwrites it layer after layer and the
+ * backward re-runs each layer's forward into it (mt_model_backward).
+ *
+ * Selective recompute: the blocks of the later half of the stages
+ * (model.keep_from_stage) also keep what their matmuls wrote (qkv, x1,
+ * fc1, the low-rank intermediates, the task paths' x1_t and F1), so their
+ * backward re-runs only the norms, window moves, attention core, GELU and
+ * dropout. Those stages hold few activations per matmul FLOP (Swin-T at
+ * 448: a quarter and an eighth of stage 1's tokens per block), so this
+ * costs little memory and saves most of the recomputed matmuls (8 of
+ * Swin-T's 12 blocks). Inside a block with task paths the tasks' fc1 and
+ * GELU outputs are one buffer each, recomputed per task in the backward
+ * (swin_block_backward). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,49 +77,53 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
             const swin_block *blk = &st->blocks[b];
             block_acts *ba = &a->blocks[s][b];
             size_t N = (size_t)blk->ws * blk->ws, nwb = rows / N;
-            /* the block's inner tensors: its own, or the shared area's start */
+            /* the block's inner tensors: its own, or the shared area's start;
+             * kp: what a block that keeps its matmul outputs keeps */
             arena *in = inner(ar, sh);
+            ba->keep = sh && s >= m->keep_from_stage;
+            arena *kp = ba->keep ? ar : in;
             ba->ln1 = take(in, n);
             ba->mean1 = take(in, rows);
             ba->var1 = take(in, rows);
             ba->win = take(in, n);
             ba->win_drop = blk->qkv.r && blk->qkv.dropout > 0 ? take(in, n) : ba->win;
-            ba->qkv = take(in, 3 * n);
-            ba->mid_qkv = blk->qkv.r ? take(in, rows * blk->qkv.r) : NULL;
+            ba->qkv = take(kp, 3 * n);
+            ba->mid_qkv = blk->qkv.r ? take(kp, rows * blk->qkv.r) : NULL;
             ba->probs = take(in, nwb * blk->heads * N * N);
             ba->ctx = take(in, n);
             ba->ctx_drop = blk->proj.r && blk->proj.dropout > 0 ? take(in, n) : ba->ctx;
-            ba->mid_proj = blk->proj.r ? take(in, rows * blk->proj.r) : NULL;
-            ba->x1 = take(in, n);
+            ba->mid_proj = blk->proj.r ? take(kp, rows * blk->proj.r) : NULL;
+            ba->x1 = take(kp, n);
             ba->ln2 = take(in, n);
             ba->mean2 = take(in, rows);
             ba->var2 = take(in, rows);
             ba->ln2_drop = blk->fc1.r && blk->fc1.dropout > 0 ? take(in, n) : ba->ln2;
-            ba->mid_fc1 = blk->fc1.r ? take(in, rows * blk->fc1.r) : NULL;
-            ba->fc1 = take(in, rows * hid);
+            ba->mid_fc1 = blk->fc1.r ? take(kp, rows * blk->fc1.r) : NULL;
+            ba->fc1 = take(kp, rows * hid);
             ba->gelu = take(in, rows * hid);
             ba->gelu_drop = blk->fc2.r && blk->fc2.dropout > 0 ? take(in, rows * hid) : ba->gelu;
-            ba->mid_fc2 = blk->fc2.r ? take(in, rows * blk->fc2.r) : NULL;
+            ba->mid_fc2 = blk->fc2.r ? take(kp, rows * blk->fc2.r) : NULL;
             ba->out = take(ar, n); /* kept */
             const int has_pt = blk->ntask && blk->proj.ntask;
             const int has_ft = blk->ntask && blk->fc1.ntask;
             ba->task_mlp_shared = sh && has_ft && blk->ntask > 1;
+            ba->f1_keep = ba->keep && has_ft ? take(ar, rows * hid) : NULL;
             for (int t = 0; t < blk->ntask; t++) {
                 if (has_pt) {
-                    ba->mid_proj_t[t] = take(in, rows * blk->proj.task_rank[t]);
-                    ba->x1_t[t] = take(in, n);
+                    ba->mid_proj_t[t] = take(kp, rows * blk->proj.task_rank[t]);
+                    ba->x1_t[t] = take(kp, n);
                     ba->ln2_t[t] = take(in, n);
                     ba->mean2_t[t] = take(in, rows);
                     ba->var2_t[t] = take(in, rows);
                 }
                 if (has_ft) {
-                    ba->mid_fc1_t[t] = take(in, rows * blk->fc1.task_rank[t]);
+                    ba->mid_fc1_t[t] = take(kp, rows * blk->fc1.task_rank[t]);
                     /* with recompute, one fc1_t / gelu_t for every task
                      * (swin_block_backward recomputes task t's) */
                     ba->fc1_t[t] = sh && t ? ba->fc1_t[0] : take(in, rows * hid);
                     ba->gelu_t[t] = sh && t ? ba->gelu_t[0] : take(in, rows * hid);
                 }
-                ba->mid_fc2_t[t] = take(in, rows * blk->fc2.task_rank[t]);
+                ba->mid_fc2_t[t] = take(kp, rows * blk->fc2.task_rank[t]);
                 ba->out_t[t] = take(ar, n); /* kept */
             }
         }
@@ -118,8 +131,9 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
             size_t mrows = rows / 4;
             int npaths = 1 + (m->task_paths ? m->T : 0);
             for (int p = 0; p < npaths; p++) {
-                /* with recompute only the merged output is kept; the
-                 * backward re-runs each merge from its kept input */
+                /* with recompute only the merged output and the low-rank
+                 * intermediate are kept; the backward re-runs each merge's
+                 * gather, norm and dropout from its kept input */
                 merge_acts *ma = &a->merge[s][p];
                 arena *in = inner(ar, sh);
                 ma->gath = take(in, mrows * 4 * C);
@@ -128,7 +142,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
                                    ? take(in, mrows * 4 * C) : ma->normed;
                 ma->mean = take(in, mrows);
                 ma->var = take(in, mrows);
-                ma->mid = st->reduction.r ? take(in, mrows * st->reduction.r) : NULL;
+                ma->mid = st->reduction.r ? take(ar, mrows * st->reduction.r) : NULL;
                 ma->out = take(ar, mrows * 2 * C); /* kept */
             }
         }
@@ -202,11 +216,14 @@ static void layout_work(mt_model *m, arena *ar, int B) {
     w->d_proj_img = take(ar, max_n);
     w->d_x1 = take(ar, max_n);
     w->d_ln2 = take(ar, max_n);
-    w->d_ln2_drop = take(ar, max_n);
     w->s_fc1 = take(ar, max_n4);
     w->d_fc1 = take(ar, max_n4);
     w->d_gelu = take(ar, max_n4);
-    w->d_gelu_drop = take(ar, max_n4);
+    /* the LoRA-dropout temporaries of fc2 and fc1 (shared_lora_backward)
+     * are done with before gelu_backward writes d_fc1 and before d_x1 is
+     * first written: the same bytes */
+    w->d_gelu_drop = w->d_fc1;
+    w->d_ln2_drop = w->d_x1;
     w->s_fc2 = take(ar, max_n);
     w->d_fc2 = take(ar, max_n);
     /* A block's task paths run first in its backward and are done before
@@ -252,6 +269,8 @@ void model_free_acts(mt_model *m) {
     m->act_mem = m->work_mem = NULL;
     m->act_bytes = 0;
     m->acts_shared = 0;
+    m->shared_area = NULL;
+    m->shared_bytes = 0;
     m->B = 0;
     m->trained_forward = m->have_loss_grad = 0;
 }
@@ -260,6 +279,7 @@ mt_status model_alloc_acts(mt_model *m, mt_ctx *ctx, int B) {
     const int shared = m->cfg.use_checkpoint != 0;
     if (m->B == B && m->act_mem && m->acts_shared == shared) return MT_OK;
     model_free_acts(m);
+    m->keep_from_stage = m->L / 2;
     arena a = {NULL, 0, 0}, sh = {NULL, 0, 0}, w = {NULL, 0, 0};
     const size_t sh_bytes = layout_acts(m, &a, shared ? &sh : NULL, B);
     const size_t own = a.used; /* everything but the shared area, a multiple of 64 */
@@ -282,7 +302,17 @@ mt_status model_alloc_acts(mt_model *m, mt_ctx *ctx, int B) {
     m->B = B;
     m->acts_shared = shared;
     m->act_bytes = own + sh_bytes;
+    m->shared_area = shared ? (char *)m->act_mem + own : NULL;
+    m->shared_bytes = shared ? sh_bytes : 0;
     return MT_OK;
 }
 
 size_t mt_model_activation_bytes(const mt_model *m) { return m ? m->act_bytes : 0; }
+
+void mt_model_poison_recompute(mt_model *m, int on) {
+    if (m) m->poison_recompute = on != 0;
+}
+
+void model_poison_shared(mt_model *m) {
+    if (m->poison_recompute && m->shared_area) memset(m->shared_area, 0xff, m->shared_bytes);
+}

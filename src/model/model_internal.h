@@ -163,6 +163,13 @@ typedef struct {
      * valid right after this block's forward) before its backward. */
     int task_mlp_shared;
     const float *f1_base;            /* (rows, hid), set by the forward */
+    /* With recompute in a stage from model.keep_from_stage on, the block
+     * keeps what its matmuls wrote (qkv, x1, fc1, every mid_*, x1_t[t],
+     * and F1 in f1_keep when fc1 has task terms): its backward recomputes
+     * only the layer norms, window moves, attention core, GELU and dropout
+     * (swin_block_recompute), not the matmuls. */
+    int keep;
+    float *f1_keep;                  /* (rows, hid) F1, or NULL */
 } block_acts;
 
 /* Saved activations of one patch merging of stage s (H, W, C the stage's),
@@ -174,7 +181,7 @@ typedef struct {
     float *normed_drop; /* (mrows, 4C) reduction's LoRA input (view of normed without dropout) */
     float *mean;        /* (mrows) */
     float *var;         /* (mrows) */
-    float *mid;         /* (mrows, reduction.r), NULL when r == 0 */
+    float *mid;         /* (mrows, reduction.r), NULL when r == 0; kept with recompute */
     float *out;         /* (Be, (H/2)*(W/2), 2C) the next stage's input */
 } merge_acts;
 
@@ -238,11 +245,11 @@ typedef struct {
     float *d_proj_img;  /* (Be, H*W, C) w.r.t. proj's output un-windowed, before DP */
     float *d_x1;        /* (Be, H*W, C) */
     float *d_ln2;       /* (rows, C) */
-    float *d_ln2_drop;  /* (rows, C) scratch: w.r.t. ln2_drop */
+    float *d_ln2_drop;  /* (rows, C) scratch: w.r.t. ln2_drop (the bytes of d_x1) */
     float *s_fc1;       /* (rows, hid) */
     float *d_fc1;       /* (rows, hid) */
     float *d_gelu;      /* (rows, hid) */
-    float *d_gelu_drop; /* (rows, hid) scratch: w.r.t. gelu_drop */
+    float *d_gelu_drop; /* (rows, hid) scratch: w.r.t. gelu_drop (the bytes of d_fc1) */
     float *s_fc2;       /* (rows, C) */
     float *d_fc2;       /* (rows, C) */
     /* block backward, task path t (P == 1: rows = B * H * W); each is the
@@ -319,7 +326,13 @@ struct mt_model {
      * other block_acts tensors lie in one area all blocks share, so the
      * backward re-runs a block's forward before its backward */
     int acts_shared;  /* the arena was laid out so (cfg.use_checkpoint at that time) */
+    int keep_from_stage; /* with acts_shared, the first stage whose blocks keep their
+                          * matmul outputs (block_acts.keep): the later half, whose
+                          * activations are the fewest per matmul FLOP */
     size_t act_bytes; /* bytes of the arena behind `a`, shared area included */
+    char *shared_area;   /* with acts_shared: the recompute area, shared_bytes long */
+    size_t shared_bytes;
+    int poison_recompute; /* mt_model_poison_recompute */
 };
 
 /* model_precision.c: decides m->prec (at create); before a forward makes
@@ -335,6 +348,8 @@ mt_status model_init_params(mt_model *m, mt_ctx *ctx, uint64_t seed);
 /* model_acts.c */
 mt_status model_alloc_acts(mt_model *m, mt_ctx *ctx, int B);
 void model_free_acts(mt_model *m);
+/* With mt_model_poison_recompute on: NaN bytes over the recompute area. */
+void model_poison_shared(mt_model *m);
 
 /* swin_block.c: x, dx, dout, dout_t[t] are (B, H*W, C) with B every
  * path's images (the model's Be); the backward ADDS into dx and reads
@@ -344,6 +359,11 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
 mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, block_acts *a,
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed);
+/* A block with a->keep, after later layers overwrote its shared-area
+ * tensors: writes them again from x and the kept matmul outputs, the same
+ * numbers its forward wrote, without running a matmul. */
+mt_status swin_block_recompute(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
+                               const float *x, int B, int training, uint64_t seed);
 
 /* The base linear of a lora_linear, in bf16 when the model keeps a bf16
  * copy of this frozen weight (AMP): out (rows, l->out) = W x + b, x (rows,
@@ -385,9 +405,10 @@ mt_status adapter_task_delta(mt_model *m, mt_ctx *ctx, const lora_linear *l, int
  * (ADDED to). */
 mt_status decoder_forward(mt_ctx *ctx, mt_model *m, int t, int B, int training);
 mt_status decoder_backward(mt_ctx *ctx, mt_model *m, int t, int B);
-/* TRAIN.USE_CHECKPOINT: task t's training forward again (its activations
- * share one area with the other tasks' and the blocks'), leaving the
- * batch-norm running statistics as they were. */
+/* TRAIN.USE_CHECKPOINT: task t's training forward again up to its ReLU,
+ * what the backward reads (its activations share one area with the other
+ * tasks' and the blocks'; its logits are kept), leaving the batch-norm
+ * running statistics as they were. */
 mt_status decoder_recompute(mt_ctx *ctx, mt_model *m, int t, int B);
 
 /* A LoRA linear's dropout input, n floats: dst = drop(src) when dropout is

@@ -209,7 +209,8 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         add_into(a->x1_t[t], a->x1_t[t], x, n);
     }
     /* MLP: fc1 base F1 on the shared LN2 output, shared by every path */
-    float *F1 = tmp->tmp_base4; /* (rows, hid) W1 ln2 + b1 (only with fc1 LoRA) */
+    /* (rows, hid) W1 ln2 + b1 (only with fc1 LoRA); kept when a->keep */
+    float *F1 = a->f1_keep ? a->f1_keep : tmp->tmp_base4;
     MT_CHECK(layernorm_forward(ctx, a->ln2, a->mean2, a->var2, a->x1, blk->norm2_w.v,
                                blk->norm2_b.v, rows, C));
     if (fc1->r) {
@@ -245,6 +246,49 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         MT_CHECK(drop_path_inplace(ctx, blk, a->out_t[t], B, training, seed, SITE_DP_MLP_T + t));
         /* without proj task terms the official task output has no residual */
         if (has_pt) add_into(a->out_t[t], a->out_t[t], a->x1_t[t], n);
+    }
+    return MT_OK;
+}
+
+mt_status swin_block_recompute(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
+                               const float *x, int B, int training, uint64_t seed) {
+    const int C = blk->dim, rows = B * blk->H * blk->W, hid = blk->fc1.out;
+    const int N = blk->ws * blk->ws, nwb = rows / N, nw = (blk->H / blk->ws) * (blk->W / blk->ws);
+    const size_t n = (size_t)rows * C, n4 = (size_t)rows * hid;
+    const lora_linear *qkv = &blk->qkv, *proj = &blk->proj, *fc1 = &blk->fc1, *fc2 = &blk->fc2;
+    const int has_pt = blk->ntask && proj->ntask, has_ft = blk->ntask && fc1->ntask;
+    if (!a->keep) return mt_fail(ctx, MT_ERR_ARG, "swin_block_recompute: block keeps nothing");
+    /* each step as in swin_block_forward, on the kept qkv, x1, fc1 */
+    MT_CHECK(layernorm_forward(ctx, a->ln1, a->mean1, a->var1, x, blk->norm1_w.v, blk->norm1_b.v,
+                               rows, C));
+    MT_CHECK(to_windows(ctx, blk, a->win, a->ln1, tmp->tmp_img, B));
+    if (qkv->r)
+        MT_CHECK(lora_dropout_apply(ctx, a->win_drop, a->win, n, qkv->dropout, training, seed,
+                                    site(blk, SITE_QKV)));
+    MT_CHECK(window_attention_forward(ctx, a->ctx, a->probs, a->qkv, blk->table.v,
+                                      blk->shift ? blk->mask : NULL, nwb, nw, blk->ws, C,
+                                      blk->heads));
+    if (proj->r)
+        MT_CHECK(lora_dropout_apply(ctx, a->ctx_drop, a->ctx, n, proj->dropout, training, seed,
+                                    site(blk, SITE_PROJ)));
+    MT_CHECK(layernorm_forward(ctx, a->ln2, a->mean2, a->var2, a->x1, blk->norm2_w.v,
+                               blk->norm2_b.v, rows, C));
+    if (fc1->r)
+        MT_CHECK(lora_dropout_apply(ctx, a->ln2_drop, a->ln2, n, fc1->dropout, training, seed,
+                                    site(blk, SITE_FC1)));
+    MT_CHECK(gelu_forward(ctx, a->gelu, a->fc1, n4));
+    if (fc2->r)
+        MT_CHECK(lora_dropout_apply(ctx, a->gelu_drop, a->gelu, n4, fc2->dropout, training, seed,
+                                    site(blk, SITE_FC2)));
+    a->f1_base = a->f1_keep;
+    /* task paths: their LN2 again; fc1_t / gelu_t here only when the
+     * backward does not recompute them task by task */
+    for (int t = 0; has_ft && t < blk->ntask; t++) {
+        if (!a->task_mlp_shared)
+            MT_CHECK(task_fc1_forward(ctx, blk, a, a->f1_keep, t, rows, has_pt, 1));
+        else if (has_pt)
+            MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t],
+                                       a->x1_t[t], blk->norm2_w.v, blk->norm2_b.v, rows, C));
     }
     return MT_OK;
 }

@@ -52,6 +52,12 @@ const float *mt_model_logits(const mt_model *m, int t);
 /* Bytes of the activation arena of the last forward's batch (0 before
  * one); TRAIN.USE_CHECKPOINT makes it smaller (recompute in the backward). */
 size_t mt_model_activation_bytes(const mt_model *m);
+/* A testing aid for TRAIN.USE_CHECKPOINT: with on, the backward fills the
+ * shared recompute area with NaNs before each layer's recompute, so a
+ * tensor that a layer's backward reads but neither kept nor recomputed
+ * shows in its gradients instead of reading a stale value that happens to
+ * be right. Off by default; it changes no number otherwise. */
+void mt_model_poison_recompute(mt_model *m, int on);
 
 /* The official weighted multi-task loss of the last forward; per-task
  * values in task_loss (may be NULL). With want_grad, the gradient with
