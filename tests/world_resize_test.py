@@ -33,6 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import dist_test  # noqa: E402  (reads sys.argv: the same four arguments)
 from dist_test import mpirun, noise_driven, records, read_safetensors  # noqa: E402
+from mpi_env import mpi_env  # noqa: E402
+
+dist_test.ENV = mpi_env()  # with the leak checks dist_test.py runs without
 
 DIST, PACK, CONFIG, WORK = sys.argv[1:5]
 STEPS_PER_EPOCH = 7  # floor(30 / 4)
