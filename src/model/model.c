@@ -406,17 +406,18 @@ mt_status mt_model_backward(mt_model *m, mt_ctx *ctx) {
             /* TRAIN.USE_CHECKPOINT: later blocks overwrote this one's inner
              * activations, so its forward runs again on the kept input with
              * the same seed (dropout and drop-path masks are functions of seed
-             * and site): the forward's numbers, out / out_t rewritten with the
-             * same values. The decoders share the area too, so every block
-             * runs again, the model's last included; a block that kept its
-             * matmul outputs recomputes only the rest. */
+             * and site): the forward's numbers, up to what the backward reads
+             * (out / out_t and the fc2 intermediates are kept). The decoders
+             * share the area too, so every block runs again, the model's last
+             * included; a block that kept its matmul outputs recomputes only
+             * the rest. */
             if (m->acts_shared) model_poison_shared(m);
             if (m->acts_shared && a->blocks[s][b].keep)
                 MT_CHECK(swin_block_recompute(ctx, blk, &a->blocks[s][b], a, x_in, Be, training,
                                               seed));
             else if (m->acts_shared)
-                MT_CHECK(swin_block_forward(ctx, blk, &a->blocks[s][b], a, x_in, Be, training,
-                                            seed));
+                MT_CHECK(swin_block_refill(ctx, blk, &a->blocks[s][b], a, x_in, Be, training,
+                                           seed));
             MT_CHECK(swin_block_backward(ctx, blk, &a->blocks[s][b], w, x_in, dp, dc,
                                          b == st->depth - 1 ? w->d_out_t : NULL, Be, training,
                                          seed));

@@ -12,7 +12,9 @@
  * low-rank intermediate, and every task decoder's but its logits are laid
  * out from the start of one area sized for the largest of them, at the end
  * of the arena; the forward overwrites it layer after layer and the
- * backward re-runs each layer's forward into it (mt_model_backward).
+ * backward re-runs each layer's forward into it (mt_model_backward), up
+ * to what its backward reads: every block keeps fc2's low-rank
+ * intermediates too, so fc2 and the task paths' fc2 terms never run again.
  *
  * Selective recompute: the blocks of the later half of the stages
  * (model.keep_from_stage) also keep what their matmuls wrote (qkv, x1,
@@ -102,7 +104,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
             ba->fc1 = take(kp, rows * hid);
             ba->gelu = take(in, rows * hid);
             ba->gelu_drop = blk->fc2.r && blk->fc2.dropout > 0 ? take(in, rows * hid) : ba->gelu;
-            ba->mid_fc2 = blk->fc2.r ? take(kp, rows * blk->fc2.r) : NULL;
+            ba->mid_fc2 = blk->fc2.r ? take(ar, rows * blk->fc2.r) : NULL;
             ba->out = take(ar, n); /* kept */
             const int has_pt = blk->ntask && blk->proj.ntask;
             const int has_ft = blk->ntask && blk->fc1.ntask;
@@ -123,7 +125,7 @@ static size_t layout_acts(mt_model *m, arena *ar, arena *sh, int B) {
                     ba->fc1_t[t] = sh && t ? ba->fc1_t[0] : take(in, rows * hid);
                     ba->gelu_t[t] = sh && t ? ba->gelu_t[0] : take(in, rows * hid);
                 }
-                ba->mid_fc2_t[t] = take(kp, rows * blk->fc2.task_rank[t]);
+                ba->mid_fc2_t[t] = take(ar, rows * blk->fc2.task_rank[t]);
                 ba->out_t[t] = take(ar, n); /* kept */
             }
         }

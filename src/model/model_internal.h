@@ -359,6 +359,11 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
 mt_status swin_block_backward(mt_ctx *ctx, const swin_block *blk, block_acts *a,
                               grad_work *w, const float *x, float *dx, const float *dout,
                               float *const *dout_t, int B, int training, uint64_t seed);
+/* With recompute, a block without a->keep before its backward: its
+ * forward again up to what the backward reads (not fc2 nor the task fc2
+ * terms: out, out_t and the mid_fc2* are kept). */
+mt_status swin_block_refill(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
+                            const float *x, int B, int training, uint64_t seed);
 /* A block with a->keep, after later layers overwrote its shared-area
  * tensors: writes them again from x and the kept matmul outputs, the same
  * numbers its forward wrote, without running a matmul. */

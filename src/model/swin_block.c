@@ -166,9 +166,13 @@ static mt_status task_fc1_forward(mt_ctx *ctx, const swin_block *blk, block_acts
 
 /* x: (B, H*W, C), the block's input; B here is every path's images (the
  * model's Be). Writes every block_acts tensor; tmp's forward temporaries
- * are scratch. */
-mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
-                             const float *x, int B, int training, uint64_t seed) {
+ * are scratch. for_backward (the recompute before the block's backward,
+ * where out, out_t and every mid_fc2* are kept): stops at what the
+ * backward reads, skipping fc2 and the task paths' fc2 terms (and their
+ * fc1 / GELU outputs, which the backward recomputes task by task). */
+static mt_status block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a,
+                               model_acts *tmp, const float *x, int B, int training,
+                               uint64_t seed, int for_backward) {
     const int C = blk->dim, rows = B * blk->H * blk->W, hid = blk->fc1.out;
     const int N = blk->ws * blk->ws, nwb = rows / N, nw = (blk->H / blk->ws) * (blk->W / blk->ws);
     const size_t n = (size_t)rows * C, n4 = (size_t)rows * hid;
@@ -223,6 +227,19 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
     }
     MT_CHECK(gelu_forward(ctx, a->gelu, a->fc1, n4));
     a->f1_base = F1;
+    if (for_backward) {
+        if (fc2->r)
+            MT_CHECK(lora_dropout_apply(ctx, a->gelu_drop, a->gelu, n4, fc2->dropout, training,
+                                        seed, site(blk, SITE_FC2)));
+        for (int t = 0; has_ft && t < blk->ntask; t++) {
+            if (!a->task_mlp_shared)
+                MT_CHECK(task_fc1_forward(ctx, blk, a, F1, t, rows, has_pt, 1));
+            else if (has_pt)
+                MT_CHECK(layernorm_forward(ctx, a->ln2_t[t], a->mean2_t[t], a->var2_t[t],
+                                           a->x1_t[t], blk->norm2_w.v, blk->norm2_b.v, rows, C));
+        }
+        return MT_OK;
+    }
     /* fc2: base F2 on the shared GELU output */
     float *F2 = tmp->tmp_base; /* (rows, C) W2 gelu + b2 (only with fc2 LoRA) */
     if (fc2->r) {
@@ -248,6 +265,16 @@ mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, 
         if (has_pt) add_into(a->out_t[t], a->out_t[t], a->x1_t[t], n);
     }
     return MT_OK;
+}
+
+mt_status swin_block_forward(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
+                             const float *x, int B, int training, uint64_t seed) {
+    return block_forward(ctx, blk, a, tmp, x, B, training, seed, 0);
+}
+
+mt_status swin_block_refill(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
+                            const float *x, int B, int training, uint64_t seed) {
+    return block_forward(ctx, blk, a, tmp, x, B, training, seed, 1);
 }
 
 mt_status swin_block_recompute(mt_ctx *ctx, const swin_block *blk, block_acts *a, model_acts *tmp,
