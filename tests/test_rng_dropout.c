@@ -60,6 +60,35 @@ START_TEST(dropout_rate_scale_and_threads) {
 }
 END_TEST
 
+/* The mask is its definition on whichever vector path this CPU runs
+ * (AVX-512, AVX2 or plain x86-64): element i is kept when 16-bit lane
+ * i % 4 of mt_rng_bits(seed, offset + i / 4) is at least p * 65536, and a
+ * kept element is scaled by 1 / (1 - p) exactly. A length that is neither a
+ * multiple of 4 nor of the 1024-element blocks, forward and backward. */
+START_TEST(mask_is_its_definition) {
+    mt_ctx *ctx = test_ctx();
+    const size_t n = 200003;
+    const float p = 0.3f, scale = 1.0f / (1.0f - p);
+    const uint64_t seed = 7, offset = 12345;
+    const uint32_t thresh = (uint32_t)(p * 65536.0f + 0.5f);
+    float *x = alloc_uniform(n, 8, -1, 1), *y = alloc_zero(n), *g = alloc_zero(n);
+    ck_assert_int_eq(dropout_forward(ctx, y, x, n, p, seed, offset), MT_OK);
+    ck_assert_int_eq(dropout_backward(ctx, g, x, n, p, seed, offset), MT_OK);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t draw = mt_rng_bits(seed, offset + i / 4);
+        const int keep = ((draw >> (16 * (i % 4))) & 0xffffu) >= thresh;
+        const float want = x[i] * (keep ? scale : 0.0f);
+        ck_assert_msg(y[i] == want && g[i] == want, "element %zu: %g / %g, want %g", i,
+                      (double)y[i], (double)g[i], (double)want);
+        kept += keep;
+    }
+    ck_assert(kept > n / 2 && kept < n);
+    free(x); free(y); free(g);
+    mt_ctx_destroy(ctx);
+}
+END_TEST
+
 START_TEST(drop_path_whole_samples) {
     mt_ctx *ctx = test_ctx();
     int B = 4000;
@@ -85,6 +114,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, uniform_is_uniform);
     tcase_add_test(tc, dropout_rate_scale_and_threads);
+    tcase_add_test(tc, mask_is_its_definition);
     tcase_add_test(tc, drop_path_whole_samples);
     suite_add_tcase(s, tc);
     return run_suite(s);

@@ -44,8 +44,10 @@ dropout_body(float *out, const float *inp, size_t i0, size_t i1, uint32_t thresh
     }
 }
 
-/* The same body compiled twice: for any x86-64, and (inlined there) with
- * AVX-512, chosen at run time. */
+/* The same body compiled three times: for any x86-64, with AVX2 (its
+ * 64-bit multiplies built from 32-bit ones, four lanes) and with AVX-512,
+ * chosen at run time; integer arithmetic, so the masks are the same bits
+ * on every path. */
 static void dropout_range(float *out, const float *inp, size_t i0, size_t i1, uint32_t thresh16,
                           float keep_scale, uint64_t seed, uint64_t offset, int accumulate) {
     dropout_body(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
@@ -58,12 +60,21 @@ static void dropout_range_avx512(float *out, const float *inp, size_t i0, size_t
                                  uint64_t offset, int accumulate) {
     dropout_body(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
 }
-static int have_avx512dq(void) {
-    return __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+__attribute__((target("avx2,fma")))
+static void dropout_range_avx2(float *out, const float *inp, size_t i0, size_t i1,
+                               uint32_t thresh16, float keep_scale, uint64_t seed,
+                               uint64_t offset, int accumulate) {
+    dropout_body(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
+}
+/* 2: AVX-512DQ/BW, 1: AVX2, 0: neither */
+static int simd_level(void) {
+    if (__builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) return 2;
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 #else
 #define dropout_range_avx512 dropout_range
-static int have_avx512dq(void) { return 0; }
+#define dropout_range_avx2 dropout_range
+static int simd_level(void) { return 0; }
 #endif
 
 /* out (+)= inp * keep / (1 - p). */
@@ -82,13 +93,15 @@ static void masked_scale(float *out, const float *inp, size_t n, size_t per, flo
         return;
     }
     const uint32_t thresh16 = (uint32_t)(p * 65536.0f + 0.5f);
-    const int fast = have_avx512dq();
+    const int level = simd_level();
     const size_t blocks = (n + DROPOUT_BLOCK - 1) / DROPOUT_BLOCK;
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t b = 0; b < blocks; b++) {
         const size_t i0 = b * DROPOUT_BLOCK, i1 = i0 + DROPOUT_BLOCK < n ? i0 + DROPOUT_BLOCK : n;
-        if (fast)
+        if (level == 2)
             dropout_range_avx512(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
+        else if (level == 1)
+            dropout_range_avx2(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
         else
             dropout_range(out, inp, i0, i1, thresh16, keep_scale, seed, offset, accumulate);
     }
