@@ -9,7 +9,7 @@
 static const unsigned BN_FLAGS = dnnl_use_scale | dnnl_use_shift;
 
 static void bn_md(dnnl_memory_desc_t *md, int B, int C, int HW) {
-    dnnl_dims_t dims = {B, C, HW, 1};
+    dnnl_dims_t dims = {B, C, 1, HW}; /* W = HW: the kernels vectorise along W */
     dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nchw);
 }
 

@@ -108,8 +108,8 @@ mt_status mt_matmul_add(mt_ctx *ctx, const char *what, float *c, const float *d,
                         int64_t m, int64_t k, int64_t n, float scale);
 
 /* dsrc [rows, cols] = softmax backward of (out, dout) ([rows, cols] each,
- * out the forward's output), overwritten instead of accumulated; no
- * argument checks (the caller's). */
+ * out the forward's output), overwritten instead of accumulated; dsrc may
+ * be dout. */
 mt_status softmax_backward_into(mt_ctx *ctx, float *dsrc, const float *dout, const float *out,
                                 int rows, int cols);
 
